@@ -1,0 +1,171 @@
+//! Image corruption to simulate a distribution shift: random white boxes, mosaic, a thick
+//! random line, or a uniform mix of the three.
+//!
+//! ```
+//! use mlops_core::corrupt::Corruption;
+//!
+//! let image = image::DynamicImage::new_rgb8(320, 240);
+//! let (corrupted, drawn) = Corruption::mixed().apply_seeded(&image, 42).unwrap();
+//! assert_eq!(corrupted.color(), image.color());
+//! println!("drew {:?} with {} boxes", drawn.kind(), drawn.rects().len());
+//! ```
+
+mod folder;
+mod geometry;
+mod paint;
+mod params;
+
+use std::fmt;
+use std::str::FromStr;
+
+use image::DynamicImage;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use folder::{
+    CorruptedFile, FailedFile, FolderOptions, FolderReport, SkippedFile, corrupt_folder,
+    corrupt_one_file,
+};
+pub use geometry::{CorruptionKind, Occlusion, Rect, ThickLine};
+pub use params::{BoxParams, Fill, LineParams, MixedParams, MosaicParams, SizeRange};
+
+use crate::error::{Error, Result};
+
+/// A corruption and its parameter laws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Corruption {
+    /// Solid boxes (default: 5..=10 white boxes of 100..=200 px per side).
+    RandomBoxes(BoxParams),
+    /// Pixelated boxes (default: 5..=10 boxes of 100..=200 px sampled to 10x10 cells).
+    Mosaic(MosaicParams),
+    /// One black line through the centre (default width 50..=200 px).
+    RandomLine(LineParams),
+    /// One of the three per image, chosen uniformly.
+    Mixed(MixedParams),
+}
+
+impl Corruption {
+    /// `random_boxes` with the original's laws.
+    pub fn random_boxes() -> Self {
+        Corruption::RandomBoxes(BoxParams::default())
+    }
+
+    /// `mosaic` with the original's laws.
+    pub fn mosaic() -> Self {
+        Corruption::Mosaic(MosaicParams::default())
+    }
+
+    /// `random_line` with the original's laws.
+    pub fn random_line() -> Self {
+        Corruption::RandomLine(LineParams::default())
+    }
+
+    /// `mixed` with the original's laws.
+    pub fn mixed() -> Self {
+        Corruption::Mixed(MixedParams::default())
+    }
+
+    /// The name used on command lines (`random_boxes`, `mosaic`, `random_line`, `mixed`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Corruption::RandomBoxes(_) => "random_boxes",
+            Corruption::Mosaic(_) => "mosaic",
+            Corruption::RandomLine(_) => "random_line",
+            Corruption::Mixed(_) => "mixed",
+        }
+    }
+
+    /// Checks every parameter range; call once before a batch.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Corruption::RandomBoxes(p) => p.validate(),
+            Corruption::Mosaic(p) => p.validate(),
+            Corruption::RandomLine(p) => p.validate(),
+            Corruption::Mixed(p) => {
+                p.boxes.validate()?;
+                p.mosaic.validate()?;
+                p.line.validate()
+            }
+        }
+    }
+
+    /// Samples what to draw on a `width x height` image. Everything returned lies inside the
+    /// image; sizes larger than the image are scaled down ([`SizeRange::fit_within`]).
+    ///
+    /// The parameters must be valid ([`Corruption::validate`]); invalid ranges panic.
+    pub fn plan<R: Rng + ?Sized>(&self, width: u32, height: u32, rng: &mut R) -> Occlusion {
+        match self {
+            Corruption::RandomBoxes(p) => geometry::plan_boxes(p, width, height, rng),
+            Corruption::Mosaic(p) => geometry::plan_mosaic(p, width, height, rng),
+            Corruption::RandomLine(p) => geometry::plan_line(p, width, height, rng),
+            Corruption::Mixed(p) => match rng.random_range(0..3u8) {
+                0 => geometry::plan_boxes(&p.boxes, width, height, rng),
+                1 => geometry::plan_mosaic(&p.mosaic, width, height, rng),
+                _ => geometry::plan_line(&p.line, width, height, rng),
+            },
+        }
+    }
+
+    /// Corrupts `image` in place and returns what was drawn.
+    pub fn apply_in_place<R: Rng + ?Sized>(
+        &self,
+        image: &mut DynamicImage,
+        rng: &mut R,
+    ) -> Result<Occlusion> {
+        self.validate()?;
+        if image.width() == 0 || image.height() == 0 {
+            return Err(Error::invalid("image", "the image has no pixels"));
+        }
+        let drawn = self.plan(image.width(), image.height(), rng);
+        drawn.paint(image);
+        Ok(drawn)
+    }
+
+    /// A corrupted copy of `image` (same size and colour type) and what was drawn.
+    pub fn apply<R: Rng + ?Sized>(
+        &self,
+        image: &DynamicImage,
+        rng: &mut R,
+    ) -> Result<(DynamicImage, Occlusion)> {
+        let mut out = image.clone();
+        let drawn = self.apply_in_place(&mut out, rng)?;
+        Ok((out, drawn))
+    }
+
+    /// [`Corruption::apply`] with a fresh generator seeded by `seed`: same seed, same result.
+    pub fn apply_seeded(
+        &self,
+        image: &DynamicImage,
+        seed: u64,
+    ) -> Result<(DynamicImage, Occlusion)> {
+        self.apply(image, &mut ChaCha8Rng::seed_from_u64(seed))
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Corruption {
+    type Err = Error;
+
+    /// Parses a kind name into that kind with the default laws.
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "random_boxes" | "boxes" => Ok(Corruption::random_boxes()),
+            "mosaic" => Ok(Corruption::mosaic()),
+            "random_line" | "line" => Ok(Corruption::random_line()),
+            "mixed" => Ok(Corruption::mixed()),
+            _ => Err(Error::invalid(
+                "type",
+                format!(
+                    "unknown corruption `{s}`; expected random_boxes, mosaic, random_line or mixed"
+                ),
+            )),
+        }
+    }
+}

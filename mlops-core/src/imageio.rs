@@ -1,0 +1,141 @@
+//! Image files: which ones we handle, decoding with memory limits, encoding that keeps the
+//! colour type where the format allows, and atomic writes.
+
+use std::io::{Cursor, Write};
+use std::path::Path;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+
+use crate::error::{Error, Result};
+
+/// File extensions handled as images (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "bmp", "webp"];
+
+/// Default decoder memory limit: 512 MiB per image. A header claiming a huge size is refused
+/// before anything is allocated.
+pub const DEFAULT_MAX_ALLOC: u64 = 512 * 1024 * 1024;
+
+/// JPEG quality used when writing, Pillow's default (the original saved with Pillow).
+pub const JPEG_QUALITY: u8 = 75;
+
+/// The image format for a path's extension, if it is one we handle.
+pub fn format_for_path(path: &Path) -> Option<ImageFormat> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "png" => Some(ImageFormat::Png),
+        "jpg" | "jpeg" => Some(ImageFormat::Jpeg),
+        "gif" => Some(ImageFormat::Gif),
+        "bmp" => Some(ImageFormat::Bmp),
+        "webp" => Some(ImageFormat::WebP),
+        _ => None,
+    }
+}
+
+/// Whether the path has one of [`IMAGE_EXTENSIONS`].
+pub fn is_image_path(path: &Path) -> bool {
+    format_for_path(path).is_some()
+}
+
+/// Decodes `bytes` (read from `path`, named in errors), detecting the format from the content,
+/// refusing images whose decoding would need more than `max_alloc` bytes.
+pub fn decode(path: &Path, bytes: &[u8], max_alloc: u64) -> Result<DynamicImage> {
+    let decode_error = |source| Error::Decode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| decode_error(image::ImageError::IoError(e)))?;
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_alloc);
+    reader.limits(limits);
+    if reader.format().is_none() {
+        return Err(decode_error(image::ImageError::Unsupported(
+            image::error::UnsupportedError::from_format_and_kind(
+                image::error::ImageFormatHint::Unknown,
+                image::error::UnsupportedErrorKind::Format(image::error::ImageFormatHint::Unknown),
+            ),
+        )));
+    }
+    reader.decode().map_err(decode_error)
+}
+
+/// Reads and decodes an image file.
+pub fn read_image(path: &Path, max_alloc: u64) -> Result<DynamicImage> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode(path, &bytes, max_alloc)
+}
+
+/// The image converted to a colour type `format` can store, keeping it where possible:
+/// JPEG stores 8-bit grey or RGB, GIF 8-bit RGBA, BMP and WebP 8-bit L/LA/RGB/RGBA,
+/// PNG everything 8- and 16-bit.
+fn encodable(image: &DynamicImage, format: ImageFormat) -> std::borrow::Cow<'_, DynamicImage> {
+    use image::ColorType as C;
+    use std::borrow::Cow;
+    let color = image.color();
+    let converted = match format {
+        ImageFormat::Jpeg => match color {
+            C::L8 | C::Rgb8 => None,
+            C::L16 | C::La8 | C::La16 => Some(DynamicImage::ImageLuma8(image.to_luma8())),
+            _ => Some(DynamicImage::ImageRgb8(image.to_rgb8())),
+        },
+        ImageFormat::Gif => (color != C::Rgba8).then(|| DynamicImage::ImageRgba8(image.to_rgba8())),
+        ImageFormat::Png => match color {
+            C::Rgb32F => Some(DynamicImage::ImageRgb16(image.to_rgb16())),
+            C::Rgba32F => Some(DynamicImage::ImageRgba16(image.to_rgba16())),
+            _ => None,
+        },
+        _ => match color {
+            C::L8 | C::La8 | C::Rgb8 | C::Rgba8 => None,
+            C::L16 => Some(DynamicImage::ImageLuma8(image.to_luma8())),
+            C::La16 => Some(DynamicImage::ImageLumaA8(image.to_luma_alpha8())),
+            c if c.has_alpha() => Some(DynamicImage::ImageRgba8(image.to_rgba8())),
+            _ => Some(DynamicImage::ImageRgb8(image.to_rgb8())),
+        },
+    };
+    converted.map_or(Cow::Borrowed(image), Cow::Owned)
+}
+
+/// Encodes `image` as `format` (for `path`, named in errors); JPEG at [`JPEG_QUALITY`], WebP
+/// lossless (the only WebP encoder available).
+pub fn encode(image: &DynamicImage, format: ImageFormat, path: &Path) -> Result<Vec<u8>> {
+    let image = encodable(image, format);
+    let mut out = Vec::new();
+    let result = if format == ImageFormat::Jpeg {
+        image.write_with_encoder(JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY))
+    } else {
+        image.write_to(&mut Cursor::new(&mut out), format)
+    };
+    result.map_err(|source| Error::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over the
+/// destination, so a reader sees the old file or the whole new one, never a part. Creates the
+/// parent folders.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mlops-tmp-")
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    // Temporary files are created private (0600); a written result is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}

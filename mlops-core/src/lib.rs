@@ -1,0 +1,19 @@
+//! # mlops-core
+//!
+//! The library behind the `mlops` toolkit: an MLOps pipeline for image classification under
+//! distribution shift. Each pipeline stage lives in one module:
+//!
+//! - [`corrupt`]: simulate a shift by corrupting images (boxes, mosaic, line, mixed), in memory
+//!   or folder to folder.
+//! - [`dataset`]: list class folders into manifests, read and write them, split them.
+//! - [`imageio`]: decoding with limits, encoding that keeps colour types, atomic writes.
+//!
+//! Every random choice takes a seed; the same seed and input give the same bytes.
+
+pub mod corrupt;
+pub mod dataset;
+pub mod error;
+pub mod imageio;
+pub mod seed;
+
+pub use error::{Error, Result};
