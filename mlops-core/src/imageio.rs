@@ -58,7 +58,28 @@ pub fn decode(path: &Path, bytes: &[u8], max_alloc: u64) -> Result<DynamicImage>
             ),
         )));
     }
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
+        // The JPEG decoder pads a truncated scan with grey and reports success; a pipeline must
+        // not train on half-grey photos, so we refuse them as Pillow does.
+        return Err(decode_error(image::ImageError::Decoding(
+            image::error::DecodingError::new(
+                image::error::ImageFormatHint::Exact(ImageFormat::Jpeg),
+                "truncated JPEG: the data ends before the end-of-image marker",
+            ),
+        )));
+    }
     reader.decode().map_err(decode_error)
+}
+
+/// Whether JPEG data holds an end-of-image marker (`FF D9`) after its last start-of-scan
+/// (`FF DA`). Neither pair can occur inside entropy-coded data (`FF` is stuffed there), so a
+/// missing end marker means the file was cut short.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let last_scan = bytes
+        .windows(2)
+        .rposition(|w| w == [0xFF, 0xDA])
+        .unwrap_or(0);
+    bytes[last_scan..].windows(2).any(|w| w == [0xFF, 0xD9])
 }
 
 /// Reads and decodes an image file.

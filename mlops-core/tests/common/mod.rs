@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: deterministic synthetic images and hashing.
+
+#![allow(dead_code)]
+
+use image::{DynamicImage, ImageBuffer, Luma, Rgb, Rgba};
+use sha2::{Digest, Sha256};
+
+/// A deterministic RGB test pattern with every pixel different from its neighbours.
+pub fn pattern_rgb(width: u32, height: u32) -> DynamicImage {
+    DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {
+        Rgb([
+            (x * 7 + y * 3) as u8,
+            (x * 13 + y * 31 + 5) as u8,
+            ((x ^ y) * 17 + 11) as u8,
+        ])
+    }))
+}
+
+/// A deterministic RGBA pattern with varying alpha.
+pub fn pattern_rgba(width: u32, height: u32) -> DynamicImage {
+    DynamicImage::ImageRgba8(ImageBuffer::from_fn(width, height, |x, y| {
+        Rgba([
+            (x * 5) as u8,
+            (y * 9) as u8,
+            ((x + y) * 3) as u8,
+            (x * y + 40) as u8,
+        ])
+    }))
+}
+
+/// A deterministic 16-bit grey pattern.
+pub fn pattern_gray16(width: u32, height: u32) -> DynamicImage {
+    DynamicImage::ImageLuma16(ImageBuffer::from_fn(width, height, |x, y| {
+        Luma([(x * 977 + y * 131) as u16])
+    }))
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// PNG bytes of an image.
+pub fn png_bytes(image: &DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image
+        .write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+/// JPEG bytes of an RGB image at quality 90.
+pub fn jpeg_bytes(image: &DynamicImage) -> Vec<u8> {
+    let mut out = Vec::new();
+    image
+        .to_rgb8()
+        .write_with_encoder(image::codecs::jpeg::JpegEncoder::new_with_quality(
+            &mut out, 90,
+        ))
+        .expect("encode jpeg");
+    out
+}
