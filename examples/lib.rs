@@ -17,3 +17,43 @@ pub fn print_folder_report(report: &FolderReport) {
         eprintln!("  FAILED  {}", f.error);
     }
 }
+
+/// Reads one file out of a wheel (a zip archive), e.g. `skimage/data/astronaut.png`.
+pub fn read_from_wheel(
+    wheel: &std::path::Path,
+    member: &str,
+) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    use std::io::Read;
+    let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
+    let mut archive =
+        zip::ZipArchive::new(file).map_err(|e| format!("{}: {e}", wheel.display()))?;
+    let mut entry = archive
+        .by_name(member)
+        .map_err(|e| format!("{}: {member}: {e}", wheel.display()))?;
+    let mut bytes = Vec::with_capacity(entry.size() as usize);
+    entry.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// The one wheel in `dir` whose file name starts with `prefix` (e.g. `scikit_image-0.25.2`).
+pub fn find_wheel(
+    dir: &std::path::Path,
+    prefix: &str,
+) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(prefix) && name.ends_with(".whl") {
+            return Ok(path);
+        }
+    }
+    Err(format!(
+        "no {prefix}*.whl in {}: run `make wheels` first",
+        dir.display()
+    )
+    .into())
+}

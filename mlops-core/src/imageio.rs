@@ -4,7 +4,6 @@
 use std::io::{Cursor, Write};
 use std::path::Path;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 
 use crate::error::{Error, Result};
@@ -118,21 +117,49 @@ fn encodable(image: &DynamicImage, format: ImageFormat) -> std::borrow::Cow<'_, 
     converted.map_or(Cow::Borrowed(image), Cow::Owned)
 }
 
-/// Encodes `image` as `format` (for `path`, named in errors); JPEG at [`JPEG_QUALITY`], WebP
-/// lossless (the only WebP encoder available).
+/// Encodes `image` as `format` (for `path`, named in errors); JPEG at [`JPEG_QUALITY`] with
+/// 4:2:0 chroma subsampling as Pillow writes it, WebP lossless (the only WebP encoder
+/// available).
 pub fn encode(image: &DynamicImage, format: ImageFormat, path: &Path) -> Result<Vec<u8>> {
     let image = encodable(image, format);
-    let mut out = Vec::new();
-    let result = if format == ImageFormat::Jpeg {
-        image.write_with_encoder(JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY))
-    } else {
-        image.write_to(&mut Cursor::new(&mut out), format)
-    };
-    result.map_err(|source| Error::Encode {
+    let encode_error = |source| Error::Encode {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let mut out = Vec::new();
+    if format == ImageFormat::Jpeg {
+        encode_jpeg(&image, &mut out).map_err(encode_error)?;
+    } else {
+        image
+            .write_to(&mut Cursor::new(&mut out), format)
+            .map_err(encode_error)?;
+    }
     Ok(out)
+}
+
+/// JPEG through the `jpeg-encoder` crate (SIMD; about 4x faster here than `image`'s own
+/// encoder). `image` must be 8-bit grey or RGB ([`encodable`] makes it so).
+fn encode_jpeg(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()> {
+    use jpeg_encoder::{ColorType, Encoder};
+    let too_large = || {
+        image::ImageError::Limits(image::error::LimitError::from_kind(
+            image::error::LimitErrorKind::DimensionError,
+        ))
+    };
+    let width = u16::try_from(image.width()).map_err(|_| too_large())?;
+    let height = u16::try_from(image.height()).map_err(|_| too_large())?;
+    let color = match image {
+        DynamicImage::ImageLuma8(_) => ColorType::Luma,
+        _ => ColorType::Rgb,
+    };
+    Encoder::new(out, JPEG_QUALITY)
+        .encode(image.as_bytes(), width, height, color)
+        .map_err(|e| {
+            image::ImageError::Encoding(image::error::EncodingError::new(
+                image::error::ImageFormatHint::Exact(ImageFormat::Jpeg),
+                e,
+            ))
+        })
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over the

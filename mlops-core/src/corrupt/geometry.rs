@@ -73,27 +73,47 @@ impl ThickLine {
     }
 
     /// The columns whose pixel centres lie in the band on row `y`, as `x0..x1` clipped to
-    /// `0..width`; empty when none.
+    /// `0..image_width`; empty when none.
     pub fn row_span(&self, y: u32, image_width: u32) -> std::ops::Range<u32> {
+        self.spans(image_width).row(y)
+    }
+
+    /// A row-span calculator for an image `image_width` pixels wide (the line's frame is
+    /// computed once, not per row).
+    pub(crate) fn spans(&self, image_width: u32) -> LineSpans {
         let (n, d, len) = self.frame();
+        LineSpans {
+            line: *self,
+            n,
+            d,
+            len,
+            image_width: f64::from(image_width),
+        }
+    }
+}
+
+/// Row spans of a [`ThickLine`] with its frame precomputed.
+pub(crate) struct LineSpans {
+    line: ThickLine,
+    n: [f64; 2],
+    d: [f64; 2],
+    len: f64,
+    image_width: f64,
+}
+
+impl LineSpans {
+    /// Pixel `x` is in the band on row `y` when its centre `(x + 0.5, y + 0.5)` is within
+    /// `width / 2` of the centre line and between its ends.
+    pub(crate) fn row(&self, y: u32) -> std::ops::Range<u32> {
+        let (n, d, len, s) = (self.n, self.d, self.len, self.line.start);
         let yc = f64::from(y) + 0.5;
-        let h = self.width / 2.0;
+        let h = self.line.width / 2.0;
         // Each constraint is  lo <= a * xc + b <= hi  over the pixel centre's x coordinate.
         let mut lo_x = f64::NEG_INFINITY;
         let mut hi_x = f64::INFINITY;
         let constraints = [
-            (
-                n[0],
-                (yc - self.start[1]) * n[1] - self.start[0] * n[0],
-                -h,
-                h,
-            ),
-            (
-                d[0],
-                (yc - self.start[1]) * d[1] - self.start[0] * d[0],
-                0.0,
-                len,
-            ),
+            (n[0], (yc - s[1]) * n[1] - s[0] * n[0], -h, h),
+            (d[0], (yc - s[1]) * d[1] - s[0] * d[0], 0.0, len),
         ];
         for (a, b, lo, hi) in constraints {
             if a.abs() < 1e-12 {
@@ -106,9 +126,8 @@ impl ThickLine {
             lo_x = lo_x.max(x_at_lo.min(x_at_hi));
             hi_x = hi_x.min(x_at_lo.max(x_at_hi));
         }
-        // Pixel x is in when lo_x <= x + 0.5 <= hi_x.
         let first = (lo_x - 0.5).ceil().max(0.0);
-        let last = (hi_x - 0.5).floor().min(f64::from(image_width) - 1.0);
+        let last = (hi_x - 0.5).floor().min(self.image_width - 1.0);
         if first > last {
             return 0..0;
         }

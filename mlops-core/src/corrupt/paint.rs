@@ -12,11 +12,30 @@ use super::params::Fill;
 /// A sample type of an image buffer.
 trait Sample: Copy {
     fn from_u8(v: u8) -> Self;
+
+    /// The one byte every sample of `pattern` is, for 8-bit samples.
+    fn uniform_byte(_pattern: &[Self]) -> Option<u8> {
+        None
+    }
+
+    /// The samples as bytes, for 8-bit samples.
+    fn as_bytes_mut(_samples: &mut [Self]) -> Option<&mut [u8]> {
+        None
+    }
 }
 
 impl Sample for u8 {
     fn from_u8(v: u8) -> Self {
         v
+    }
+
+    fn uniform_byte(pattern: &[Self]) -> Option<u8> {
+        let first = *pattern.first()?;
+        pattern.iter().all(|&b| b == first).then_some(first)
+    }
+
+    fn as_bytes_mut(samples: &mut [Self]) -> Option<&mut [u8]> {
+        Some(samples)
     }
 }
 
@@ -48,6 +67,37 @@ fn fill_pixel<S: Sample>(fill: Fill, channels: usize) -> Vec<S> {
     samples.iter().map(|&v| S::from_u8(v)).collect()
 }
 
+/// A row fill of one colour: a memset when every sample of the colour is the same byte
+/// (white or black 8-bit), a memcpy of a prepared row otherwise.
+struct RowFill<S> {
+    pattern: Vec<S>,
+    uniform_byte: Option<u8>,
+}
+
+impl<S: Sample> RowFill<S> {
+    fn new(pixel: &[S], max_pixels: usize) -> Self {
+        let mut pattern = Vec::with_capacity(max_pixels * pixel.len());
+        for _ in 0..max_pixels {
+            pattern.extend_from_slice(pixel);
+        }
+        RowFill {
+            pattern,
+            uniform_byte: S::uniform_byte(pixel),
+        }
+    }
+
+    /// Fills `span`, which holds at most `max_pixels` pixels.
+    fn fill(&self, span: &mut [S]) {
+        if let Some(byte) = self.uniform_byte {
+            if let Some(bytes) = S::as_bytes_mut(span) {
+                bytes.fill(byte);
+                return;
+            }
+        }
+        span.copy_from_slice(&self.pattern[..span.len()]);
+    }
+}
+
 /// A view of an image's interleaved samples.
 struct Canvas<'a, S> {
     samples: &'a mut [S],
@@ -61,37 +111,29 @@ impl<S: Sample> Canvas<'_, S> {
         self.width * self.channels
     }
 
-    /// A row of `len` pixels of one colour.
-    fn pattern(&self, pixel: &[S], len: usize) -> Vec<S> {
-        let mut row = Vec::with_capacity(len * self.channels);
-        for _ in 0..len {
-            row.extend_from_slice(pixel);
-        }
-        row
-    }
-
     fn fill_rect(&mut self, r: &Rect, pixel: &[S]) {
         let (x, w) = (r.x as usize, r.width as usize);
-        let pattern = self.pattern(pixel, w);
+        let fill = RowFill::new(pixel, w);
         let stride = self.stride();
+        let c = self.channels;
         for y in r.y as usize..(r.y + r.height) as usize {
-            let start = y * stride + x * self.channels;
-            self.samples[start..start + pattern.len()].copy_from_slice(&pattern);
+            let start = y * stride + x * c;
+            fill.fill(&mut self.samples[start..start + w * c]);
         }
     }
 
     fn fill_line(&mut self, line: &ThickLine, pixel: &[S]) {
-        let pattern = self.pattern(pixel, self.width);
+        let fill = RowFill::new(pixel, self.width);
         let stride = self.stride();
         let c = self.channels;
+        let spans = line.spans(self.width as u32);
         for y in 0..self.height {
-            let span = line.row_span(y as u32, self.width as u32);
+            let span = spans.row(y as u32);
             if span.is_empty() {
                 continue;
             }
             let (x0, x1) = (span.start as usize, span.end as usize);
-            let row = &mut self.samples[y * stride..(y + 1) * stride];
-            row[x0 * c..x1 * c].copy_from_slice(&pattern[..(x1 - x0) * c]);
+            fill.fill(&mut self.samples[y * stride + x0 * c..y * stride + x1 * c]);
         }
     }
 
