@@ -23,7 +23,7 @@ use mlops_core::corrupt::{Corruption, FolderOptions, corrupt_folder};
 use mlops_core::dataset::{ListOptions, Manifest, list_dataset};
 use mlops_core::imageio::write_atomic;
 use mlops_examples::{find_wheel, print_folder_report, read_from_wheel};
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
