@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mlops_core::corrupt::{Corruption, FolderOptions, SizeRange, corrupt_folder};
+use mlops_core::corrupt::{Corruption, Fill, FolderOptions, SizeRange, corrupt_folder};
 use mlops_examples::print_folder_report;
 
 /// Corrupt images to simulate a distribution shift.
@@ -40,6 +40,12 @@ struct Args {
     /// Line width in pixels, MIN:MAX (default 50:200).
     #[arg(long, value_parser = parse_range)]
     line_width: Option<SizeRange>,
+    /// Fill colour of boxes, R,G,B[,A] in 0..=255 (default 255,255,255).
+    #[arg(long, value_parser = parse_fill)]
+    box_fill: Option<Fill>,
+    /// Fill colour of the line, R,G,B[,A] in 0..=255 (default 0,0,0).
+    #[arg(long, value_parser = parse_fill)]
+    line_fill: Option<Fill>,
     /// Worker threads (default: one per core).
     #[arg(short = 'j', long)]
     threads: Option<usize>,
@@ -54,6 +60,18 @@ fn parse_range(s: &str) -> Result<SizeRange, String> {
     Ok(SizeRange::new(parse(lo)?, parse(hi)?))
 }
 
+fn parse_fill(s: &str) -> Result<Fill, String> {
+    let parts: Vec<u8> = s
+        .split(',')
+        .map(|v| v.trim().parse::<u8>().map_err(|e| format!("`{v}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    match parts[..] {
+        [r, g, b] => Ok(Fill([r, g, b, 255])),
+        [r, g, b, a] => Ok(Fill([r, g, b, a])),
+        _ => Err(format!("`{s}`: expected R,G,B or R,G,B,A")),
+    }
+}
+
 fn build(args: &Args) -> Result<Corruption, mlops_core::Error> {
     let mut corruption: Corruption = args.kind.parse()?;
     let (boxes, mosaic, line) = match &mut corruption {
@@ -66,6 +84,7 @@ fn build(args: &Args) -> Result<Corruption, mlops_core::Error> {
         b.count = args.count.unwrap_or(b.count);
         b.width = args.box_size.unwrap_or(b.width);
         b.height = args.box_size.unwrap_or(b.height);
+        b.fill = args.box_fill.unwrap_or(b.fill);
     }
     if let Some(m) = mosaic {
         m.count = args.count.unwrap_or(m.count);
@@ -75,6 +94,7 @@ fn build(args: &Args) -> Result<Corruption, mlops_core::Error> {
     }
     if let Some(l) = line {
         l.width = args.line_width.unwrap_or(l.width);
+        l.fill = args.line_fill.unwrap_or(l.fill);
     }
     corruption.validate()?;
     Ok(corruption)
