@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Build benchmark inputs from the scikit-image wheel's photos.
 #[derive(Parser, Debug)]
-#[command(about)]
+#[command(version)]
 struct Args {
     /// Folder holding the downloaded wheels.
     #[arg(long, default_value = ".cache/wheels")]

@@ -14,7 +14,7 @@ use mlops_examples::print_folder_report;
 
 /// Corrupt images to simulate a distribution shift.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Input folder (read recursively, never modified).
     #[arg(short, long)]

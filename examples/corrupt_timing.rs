@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Time in-memory corruption per kind (one thread) and the folder driver file to file.
 #[derive(Parser, Debug)]
-#[command(about)]
+#[command(version)]
 struct Args {
     /// Images to corrupt in memory (each timed separately).
     #[arg(long)]

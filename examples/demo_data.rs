@@ -29,7 +29,7 @@ use rayon::prelude::*;
 
 /// Build the demo data set (monday and its corrupted copy tuesday) from real photos.
 #[derive(Parser, Debug)]
-#[command(about)]
+#[command(version)]
 struct Args {
     /// Folder holding the wheels (`make wheels`).
     #[arg(long, default_value = ".cache/wheels")]

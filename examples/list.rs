@@ -14,7 +14,7 @@ use mlops_core::dataset::{ListOptions, SplitOptions, list_dataset, split};
 
 /// List a class-folder data set into a JSON-lines or CSV manifest.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Data set root: one folder per class.
     root: PathBuf,
