@@ -1,9 +1,9 @@
-//! Model packages: the model's Burn record bytes plus JSON metadata, saved to and loaded from
+//! Model packages: the model's weights (safetensors, written by burn-store) plus JSON metadata, saved to and loaded from
 //! an object store — a local folder (plain path or `file://`, the default), S3 (`s3://bucket/prefix`,
 //! configured by the usual `AWS_*` environment variables; `AWS_ALLOW_HTTP=true` for a local
 //! server) or process memory (`memory://name`, for tests and notebooks).
 //!
-//! A package at `URI` is two objects: `URI/weights-<sha256>.bpk` and `URI/metadata.json`, which
+//! A package at `URI` is two objects: `URI/weights-<sha256>.safetensors` and `URI/metadata.json`, which
 //! names the weights and their checksum. The metadata is written last, in one put, so a
 //! package is either complete or not there: a reader never sees half of one. Loading verifies
 //! the checksum and refuses packages of an incompatible format.
@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use burn::module::Module;
 use burn::prelude::*;
-use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::store::{ModuleSnapshot, SafetensorsStore};
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -80,7 +80,7 @@ pub struct WeightsInfo {
     pub sha256: String,
     /// Size in bytes.
     pub bytes: u64,
-    /// Record format (`burnpack`).
+    /// Record format (`safetensors`, written by burn-store).
     pub format: String,
 }
 
@@ -159,20 +159,20 @@ fn child(prefix: &StorePath, name: &str) -> StorePath {
     prefix.clone().join(name)
 }
 
-/// The model's weights as Burn record bytes (burnpack).
+/// The model's weights as safetensors bytes written by burn-store, without metadata, so the
+/// same weights always give the same bytes (burnpack records embed run-specific parameter ids).
 pub fn weights_bytes(model: &Classifier) -> Result<Vec<u8>> {
-    let mut store = BurnpackStore::from_bytes(None);
+    let mut store = SafetensorsStore::from_bytes(None).clear_metadata();
     model
         .save_into(&mut store)
         .map_err(|e| store_error("<memory>", e))?;
-    let bytes = store.get_bytes().map_err(|e| store_error("<memory>", e))?;
-    Ok(bytes.to_vec())
+    store.get_bytes().map_err(|e| store_error("<memory>", e))
 }
 
-/// A classifier of `metadata`'s shape with weights from burnpack bytes.
+/// A classifier of `metadata`'s shape with weights from [`weights_bytes`].
 pub fn model_from_weights(metadata: &PackageMetadata, bytes: &[u8], device: &Device) -> Result<Classifier> {
     let mut model = Classifier::new(Backbone::init(metadata.backbone, device), metadata.classes.len(), device);
-    let mut store = BurnpackStore::from_bytes(Some(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec())));
+    let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
     let result = model
         .load_from(&mut store)
         .map_err(|e| store_error("<weights>", e))?;
@@ -208,10 +208,10 @@ impl ModelPackage {
             test: info.test,
             manifests_sha256: info.manifests_sha256,
             weights: WeightsInfo {
-                object: format!("weights-{sha}.bpk"),
+                object: format!("weights-{sha}.safetensors"),
                 bytes: weights.len() as u64,
                 sha256: sha,
-                format: "burnpack".into(),
+                format: "safetensors".into(),
             },
         };
         Ok((ModelPackage { model, metadata }, weights))

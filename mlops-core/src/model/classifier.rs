@@ -13,6 +13,7 @@ use super::efficientnet::{self, EfficientNetLite0};
 #[serde(rename_all = "snake_case")]
 pub enum BackboneKind {
     /// EfficientNet-Lite0 (1280 features), normally with ImageNet weights.
+    #[serde(rename = "efficientnet_lite0")]
     EfficientNetLite0,
     /// The small CNN (128 features), trained from scratch.
     SmallCnn,

@@ -95,3 +95,19 @@ pub fn skimage_photo(name: &str) -> DynamicImage {
     .unwrap();
     image::load_from_memory(&bytes).unwrap()
 }
+
+/// The demo data folder (`make demo-data`), or a panic saying how to build it.
+pub fn demo_data() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    assert!(
+        dir.join(".demo-data").exists(),
+        "{} has no demo data: run `make demo-data` (the test command does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A folder for caches shared between test runs (under target/).
+pub fn test_cache(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache").join(name)
+}
