@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow clean
+.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-torch clean
 
 all: test
 
@@ -51,6 +51,20 @@ bench-data: wheels
 bench-pillow: bench-data venv
 	$(CARGO) build $(PROFILE) --example corrupt_timing
 	$(PY) benches/pillow_compare.py
+
+## Model stage timings (forward per backend, the 15-epoch training against the original's way),
+## then the same forward in PyTorch (installs torch into .venv-torch: a 4-5 GB download).
+bench-model: demo-data
+	$(CARGO) build $(PROFILE) --example model_timing
+	mkdir -p target/bench-results
+	target/release/examples/model_timing > target/bench-results/model_timing.json
+	cat target/bench-results/model_timing.json
+
+bench-torch: bench-model
+	test -x .venv-torch/bin/python || python3 -m venv .venv-torch
+	.venv-torch/bin/pip install --quiet torch==2.15.0 numpy
+	.venv-torch/bin/python benches/torch_forward.py > target/bench-results/torch_forward.json
+	cat target/bench-results/torch_forward.json
 
 clean:
 	rm -rf target data

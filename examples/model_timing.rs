@@ -41,8 +41,21 @@ struct Args {
     forward_only: bool,
 }
 
-fn forward_rate(backbone: &Backbone, device: &Device, batch: usize, size: usize, repeats: usize) -> f64 {
-    let x = Tensor::<4>::random([batch, 3, size, size], burn::tensor::Distribution::Default, device);
+/// An image's key and its preprocessed CHW values.
+type KeyedImage = (String, Vec<f32>);
+
+fn forward_rate(
+    backbone: &Backbone,
+    device: &Device,
+    batch: usize,
+    size: usize,
+    repeats: usize,
+) -> f64 {
+    let x = Tensor::<4>::random(
+        [batch, 3, size, size],
+        burn::tensor::Distribution::Default,
+        device,
+    );
     let _ = backbone.features(x.clone()).into_data(); // warm-up
     let started = Instant::now();
     for _ in 0..repeats {
@@ -69,18 +82,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut result = json!({ "forward": forward });
     if !args.forward_only {
-        let every = |m: Manifest| Manifest::new(m.samples.into_iter().step_by(args.every).collect());
+        let every =
+            |m: Manifest| Manifest::new(m.samples.into_iter().step_by(args.every).collect());
         let train_m = every(Manifest::read(&args.data.join("monday_train.jsonl"))?);
         let test_m = every(Manifest::read(&args.data.join("monday_test.jsonl"))?);
         let root = args.data.join("monday");
         let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"])?;
         let device = ComputeBackend::Flex.device();
-        let config = TrainConfig { progress: false, ..TrainConfig::default() };
+        let config = TrainConfig {
+            progress: false,
+            ..TrainConfig::default()
+        };
 
         // Ours: features once, then 15 epochs of the head.
         let started = Instant::now();
         let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel, false, &device)?);
-        let outcome = train(backbone, &classes, &ImageSet { root: &root, manifest: &train_m }, &ImageSet { root: &root, manifest: &test_m }, &config)?;
+        let outcome = train(
+            backbone,
+            &classes,
+            &ImageSet {
+                root: &root,
+                manifest: &train_m,
+            },
+            &ImageSet {
+                root: &root,
+                manifest: &test_m,
+            },
+            &config,
+        )?;
         let ours = started.elapsed().as_secs_f64();
         let epoch_seconds = outcome.train_seconds / outcome.history.len() as f64;
 
@@ -88,11 +117,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // (train and test), the same head training on top.
         let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel, false, &device)?);
         let pre = Preprocess::default();
-        let load = |m: &Manifest| -> Result<Vec<(String, Vec<f32>)>, Box<dyn std::error::Error>> {
+        let load = |m: &Manifest| -> Result<Vec<KeyedImage>, Box<dyn std::error::Error>> {
             m.samples
                 .iter()
                 .map(|s| {
-                    let img = mlops_core::imageio::read_image(&root.join(&s.image_path), mlops_core::imageio::DEFAULT_MAX_ALLOC)?;
+                    let img = mlops_core::imageio::read_image(
+                        &root.join(&s.image_path),
+                        mlops_core::imageio::DEFAULT_MAX_ALLOC,
+                    )?;
                     Ok((s.image_path.clone(), pre.to_chw(&img)))
                 })
                 .collect()
@@ -101,7 +133,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for _ in 0..config.epochs {
             for set in [&train_m, &test_m] {
                 let images = load(set)?;
-                let refs: Vec<(String, &[f32])> = images.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
+                let refs: Vec<(String, &[f32])> = images
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_slice()))
+                    .collect();
                 let _features = backbone_features(&backbone, &refs, &pre, None, &device, false)?;
             }
         }

@@ -38,13 +38,19 @@ struct Args {
 fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let predictor = Predictor::load(&args.model, ComputeBackend::parse(&args.backend)?)?;
     let mut all_ok = true;
-    let mut report = |name: &str, result: &mlops_core::Result<mlops_core::predict::Prediction>| match result {
-        Ok(p) => println!("{name}\t{}\t{}\t{:.4}", p.class_id, p.class_name, p.confidence()),
-        Err(e) => {
-            all_ok = false;
-            eprintln!("error: {e}");
-        }
-    };
+    let mut report =
+        |name: &str, result: &mlops_core::Result<mlops_core::predict::Prediction>| match result {
+            Ok(p) => println!(
+                "{name}\t{}\t{}\t{:.4}",
+                p.class_id,
+                p.class_name,
+                p.confidence()
+            ),
+            Err(e) => {
+                all_ok = false;
+                eprintln!("error: {e}");
+            }
+        };
     let results = predictor.predict_paths(&args.images)?;
     for (path, result) in args.images.iter().zip(&results) {
         report(&path.display().to_string(), result);
@@ -59,7 +65,11 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
                 correct += 1;
             }
         }
-        eprintln!("accuracy {:.4} ({correct} of {})", correct as f64 / manifest.len().max(1) as f64, manifest.len());
+        eprintln!(
+            "accuracy {:.4} ({correct} of {})",
+            correct as f64 / manifest.len().max(1) as f64,
+            manifest.len()
+        );
     }
     Ok(all_ok)
 }

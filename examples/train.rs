@@ -90,7 +90,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (train_manifest, test_manifest) = match &args.test {
         Some(path) => (train_manifest, Manifest::read(path)?),
         None => {
-            let parts = split(&train_manifest, &SplitOptions { seed: args.split_seed, ..SplitOptions::default() })?;
+            let parts = split(
+                &train_manifest,
+                &SplitOptions {
+                    seed: args.split_seed,
+                    ..SplitOptions::default()
+                },
+            )?;
             (parts.train, parts.test)
         }
     };
@@ -98,14 +104,26 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = backend.device();
     let backbone = match args.backbone.as_str() {
         "efficientnet_lite0" => {
-            let source = if args.weights.is_dir() { find_lite0_wheel(&args.weights)? } else { args.weights.clone() };
+            let source = if args.weights.is_dir() {
+                find_lite0_wheel(&args.weights)?
+            } else {
+                args.weights.clone()
+            };
             Backbone::EfficientNetLite0(load_lite0(&source, false, &device)?)
         }
         "small_cnn" => Backbone::init(BackboneKind::SmallCnn, &device),
-        other => return Err(format!("unknown backbone `{other}`; expected efficientnet_lite0 or small_cnn").into()),
+        other => {
+            return Err(format!(
+                "unknown backbone `{other}`; expected efficientnet_lite0 or small_cnn"
+            )
+            .into());
+        }
     };
     let config = TrainConfig {
-        preprocess: Preprocess { size: args.size, ..Preprocess::default() },
+        preprocess: Preprocess {
+            size: args.size,
+            ..Preprocess::default()
+        },
         batch_size: args.batch_size,
         epochs: args.epochs,
         learning_rate: args.lr,
@@ -113,7 +131,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         mode: match args.mode.as_str() {
             "frozen" => TrainMode::FrozenBackbone,
             "finetune" => TrainMode::FineTune,
-            other => return Err(format!("unknown mode `{other}`; expected frozen or finetune").into()),
+            other => {
+                return Err(format!("unknown mode `{other}`; expected frozen or finetune").into());
+            }
         },
         backend,
         feature_cache: args.feature_cache.clone(),
@@ -131,8 +151,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let outcome = train(
         backbone,
         &classes,
-        &ImageSet { root: &args.root, manifest: &train_manifest },
-        &ImageSet { root: &args.root, manifest: &test_manifest },
+        &ImageSet {
+            root: &args.root,
+            manifest: &train_manifest,
+        },
+        &ImageSet {
+            root: &args.root,
+            manifest: &test_manifest,
+        },
         &config,
     )?;
     for s in &outcome.skipped {
@@ -142,7 +168,13 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     for m in &outcome.history {
         eprintln!(
             "{:>5} {:.1e} {:>12.4} {:>9.3} {:>10.4} {:>8.3} {:>8.2}",
-            m.epoch, m.learning_rate, m.train_loss, m.train_accuracy, m.test_loss, m.test_accuracy, m.seconds
+            m.epoch,
+            m.learning_rate,
+            m.train_loss,
+            m.train_accuracy,
+            m.test_loss,
+            m.test_accuracy,
+            m.seconds
         );
     }
     let test = &outcome.test;
@@ -150,7 +182,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("confusion matrix (rows: true, columns: predicted):");
     for (c, row) in test.confusion.iter().enumerate() {
         let cells: Vec<String> = row.iter().map(|v| format!("{v:>5}")).collect();
-        eprintln!("  {:<12} {}  acc {:.3}", classes.names()[c], cells.join(""), test.per_class_accuracy[c]);
+        eprintln!(
+            "  {:<12} {}  acc {:.3}",
+            classes.names()[c],
+            cells.join(""),
+            test.per_class_accuracy[c]
+        );
     }
     eprintln!(
         "backbone features {:.1} s, {} epochs {:.2} s",
@@ -162,11 +199,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         train_config: Some(config.clone()),
         history: outcome.history.clone(),
         test: Some(outcome.test.clone()),
-        manifests_sha256: vec![sha256_hex(train_manifest.to_jsonl().as_bytes()), sha256_hex(test_manifest.to_jsonl().as_bytes())],
+        manifests_sha256: vec![
+            sha256_hex(train_manifest.to_jsonl().as_bytes()),
+            sha256_hex(test_manifest.to_jsonl().as_bytes()),
+        ],
     };
     let (package, _) = ModelPackage::new(outcome.model, classes, config.preprocess, info)?;
     package.save(&args.out)?;
-    eprintln!("saved model package to {} (weights sha256 {})", args.out, package.metadata.weights.sha256);
+    eprintln!(
+        "saved model package to {} (weights sha256 {})",
+        args.out, package.metadata.weights.sha256
+    );
     if let Some(path) = &args.metrics_json {
         let json = serde_json::json!({ "history": package.metadata.history, "test": package.metadata.test });
         mlops_core::imageio::write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())?;

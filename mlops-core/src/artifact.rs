@@ -114,7 +114,8 @@ fn store_error(uri: &str, e: impl std::fmt::Display) -> Error {
 }
 
 fn memory_stores() -> &'static std::sync::Mutex<std::collections::HashMap<String, Arc<InMemory>>> {
-    static STORES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<InMemory>>>> = OnceLock::new();
+    static STORES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<InMemory>>>> =
+        OnceLock::new();
     STORES.get_or_init(Default::default)
 }
 
@@ -123,7 +124,10 @@ fn open(uri: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
     if let Some(rest) = uri.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(store_error(uri, "no bucket in the URI (expected s3://bucket/prefix)"));
+            return Err(store_error(
+                uri,
+                "no bucket in the URI (expected s3://bucket/prefix)",
+            ));
         }
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -141,10 +145,14 @@ fn open(uri: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
     }
     let path = uri.strip_prefix("file://").unwrap_or(uri);
     if uri.contains("://") && !uri.starts_with("file://") {
-        return Err(store_error(uri, "unsupported scheme; use a path, file://, s3:// or memory://"));
+        return Err(store_error(
+            uri,
+            "unsupported scheme; use a path, file://, s3:// or memory://",
+        ));
     }
     std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(path).map_err(|e| store_error(uri, e))?;
+    let store = object_store::local::LocalFileSystem::new_with_prefix(path)
+        .map_err(|e| store_error(uri, e))?;
     Ok((Arc::new(store), StorePath::default()))
 }
 
@@ -170,8 +178,16 @@ pub fn weights_bytes(model: &Classifier) -> Result<Vec<u8>> {
 }
 
 /// A classifier of `metadata`'s shape with weights from [`weights_bytes`].
-pub fn model_from_weights(metadata: &PackageMetadata, bytes: &[u8], device: &Device) -> Result<Classifier> {
-    let mut model = Classifier::new(Backbone::init(metadata.backbone, device), metadata.classes.len(), device);
+pub fn model_from_weights(
+    metadata: &PackageMetadata,
+    bytes: &[u8],
+    device: &Device,
+) -> Result<Classifier> {
+    let mut model = Classifier::new(
+        Backbone::init(metadata.backbone, device),
+        metadata.classes.len(),
+        device,
+    );
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));
     let result = model
         .load_from(&mut store)
@@ -179,7 +195,10 @@ pub fn model_from_weights(metadata: &PackageMetadata, bytes: &[u8], device: &Dev
     if !result.missing.is_empty() || !result.errors.is_empty() {
         return Err(store_error(
             "<weights>",
-            format!("weights do not fit the model: missing {:?}, errors {:?}", result.missing, result.errors),
+            format!(
+                "weights do not fit the model: missing {:?}, errors {:?}",
+                result.missing, result.errors
+            ),
         ));
     }
     Ok(model.valid())
@@ -187,7 +206,12 @@ pub fn model_from_weights(metadata: &PackageMetadata, bytes: &[u8], device: &Dev
 
 impl ModelPackage {
     /// A package of `model` with class names, preprocessing and training information.
-    pub fn new(model: Classifier, classes: ClassMap, preprocess: Preprocess, info: PackageInfo) -> Result<(Self, Vec<u8>)> {
+    pub fn new(
+        model: Classifier,
+        classes: ClassMap,
+        preprocess: Preprocess,
+        info: PackageInfo,
+    ) -> Result<(Self, Vec<u8>)> {
         let weights = weights_bytes(&model)?;
         let sha = sha256_hex(&weights);
         let backbone = model.backbone.kind();
@@ -221,7 +245,10 @@ impl ModelPackage {
     pub fn save(&self, uri: &str) -> Result<()> {
         let weights = weights_bytes(&self.model)?;
         if sha256_hex(&weights) != self.metadata.weights.sha256 {
-            return Err(store_error(uri, "the model's weights changed since the package was made"));
+            return Err(store_error(
+                uri,
+                "the model's weights changed since the package was made",
+            ));
         }
         save_parts(uri, &self.metadata, weights)
     }
@@ -240,7 +267,10 @@ pub fn save_parts(uri: &str, metadata: &PackageMetadata, weights: Vec<u8>) -> Re
     let json = serde_json::to_vec_pretty(metadata).map_err(|e| store_error(uri, e))?;
     runtime(uri)?.block_on(async {
         store
-            .put(&child(&prefix, &metadata.weights.object), PutPayload::from(weights))
+            .put(
+                &child(&prefix, &metadata.weights.object),
+                PutPayload::from(weights),
+            )
             .await
             .map_err(|e| store_error(uri, e))?;
         store
@@ -259,15 +289,19 @@ pub fn load_parts(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
             .get(&child(&prefix, METADATA))
             .await
             .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => store_error(uri, "no model package here (metadata.json not found)"),
+                object_store::Error::NotFound { .. } => {
+                    store_error(uri, "no model package here (metadata.json not found)")
+                }
                 other => store_error(uri, other),
             })?
             .bytes()
             .await
             .map_err(|e| store_error(uri, e))?;
-        let value: serde_json::Value = serde_json::from_slice(&meta_bytes).map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
+        let value: serde_json::Value = serde_json::from_slice(&meta_bytes)
+            .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
         check_format(uri, &value)?;
-        let metadata: PackageMetadata = serde_json::from_value(value).map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
+        let metadata: PackageMetadata = serde_json::from_value(value)
+            .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
         let weights = store
             .get(&child(&prefix, &metadata.weights.object))
             .await
@@ -280,7 +314,10 @@ pub fn load_parts(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
         if sha != metadata.weights.sha256 {
             return Err(store_error(
                 uri,
-                format!("{} is corrupted: sha256 {sha}, expected {}", metadata.weights.object, metadata.weights.sha256),
+                format!(
+                    "{} is corrupted: sha256 {sha}, expected {}",
+                    metadata.weights.object, metadata.weights.sha256
+                ),
             ));
         }
         Ok((metadata, weights))
@@ -290,11 +327,20 @@ pub fn load_parts(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
 fn check_format(uri: &str, value: &serde_json::Value) -> Result<()> {
     let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
     if format != FORMAT {
-        return Err(store_error(uri, format!("not a model package (format `{format}`, expected `{FORMAT}`)")));
+        return Err(store_error(
+            uri,
+            format!("not a model package (format `{format}`, expected `{FORMAT}`)"),
+        ));
     }
-    let version = value.get("format_version").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let version = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     if version == 0 || version > u64::from(FORMAT_VERSION) {
-        let writer = value.get("crate_version").and_then(|v| v.as_str()).unwrap_or("unknown");
+        let writer = value
+            .get("crate_version")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown");
         return Err(store_error(
             uri,
             format!(
@@ -312,7 +358,11 @@ pub fn list_packages(uri: &str) -> Result<Vec<String>> {
     let base = uri.trim_end_matches('/');
     runtime(uri)?.block_on(async {
         let listing = store
-            .list_with_delimiter(if prefix.as_ref().is_empty() { None } else { Some(&prefix) })
+            .list_with_delimiter(if prefix.as_ref().is_empty() {
+                None
+            } else {
+                Some(&prefix)
+            })
             .await
             .map_err(|e| store_error(uri, e))?;
         let mut found = Vec::new();

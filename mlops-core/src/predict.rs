@@ -46,8 +46,19 @@ pub struct Predictor {
 
 impl Predictor {
     /// A predictor for a model on `device`.
-    pub fn new(model: Classifier, classes: ClassMap, preprocess: Preprocess, device: Device) -> Self {
-        Predictor { model: model.valid(), classes, preprocess, device, batch_size: 32 }
+    pub fn new(
+        model: Classifier,
+        classes: ClassMap,
+        preprocess: Preprocess,
+        device: Device,
+    ) -> Self {
+        Predictor {
+            model: model.valid(),
+            classes,
+            preprocess,
+            device,
+            batch_size: 32,
+        }
     }
 
     /// A predictor for a loaded package.
@@ -59,7 +70,10 @@ impl Predictor {
     /// Loads the package at `uri` (see [`crate::artifact`]) onto `backend`.
     pub fn load(uri: &str, backend: ComputeBackend) -> Result<Self> {
         let device = backend.device();
-        Ok(Predictor::from_package(ModelPackage::load(uri, &device)?, device))
+        Ok(Predictor::from_package(
+            ModelPackage::load(uri, &device)?,
+            device,
+        ))
     }
 
     /// The class map.
@@ -95,34 +109,51 @@ impl Predictor {
 
     /// Predicts decoded images.
     pub fn predict_images(&self, images: &[DynamicImage]) -> Result<Vec<Prediction>> {
-        let chw: Vec<Vec<f32>> = images.par_iter().map(|i| self.preprocess.to_chw(i)).collect();
+        let chw: Vec<Vec<f32>> = images
+            .par_iter()
+            .map(|i| self.preprocess.to_chw(i))
+            .collect();
         self.predict_chw(&chw)
     }
 
     /// Predicts image files; each result is the prediction or the error for that file (a bad
     /// file does not stop the others).
-    pub fn predict_paths<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<Vec<Result<Prediction>>> {
+    pub fn predict_paths<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+    ) -> Result<Vec<Result<Prediction>>> {
         let loaded: Vec<Result<Vec<f32>>> = paths
             .par_iter()
             .map(|p| read_image(p.as_ref(), DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i)))
             .collect();
-        let good: Vec<Vec<f32>> = loaded.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+        let good: Vec<Vec<f32>> = loaded
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
         let mut predictions = self.predict_chw(&good)?.into_iter();
         Ok(loaded
             .into_iter()
             .map(|r| {
                 r.and_then(|_| {
-                    predictions
-                        .next()
-                        .ok_or_else(|| Error::invalid("predictions", "fewer predictions than images"))
+                    predictions.next().ok_or_else(|| {
+                        Error::invalid("predictions", "fewer predictions than images")
+                    })
                 })
             })
             .collect())
     }
 
     /// Predicts the images of a manifest relative to `root`, in order.
-    pub fn predict_manifest(&self, root: &Path, manifest: &crate::dataset::Manifest) -> Result<Vec<Result<Prediction>>> {
-        let paths: Vec<PathBuf> = manifest.samples.iter().map(|s| root.join(&s.image_path)).collect();
+    pub fn predict_manifest(
+        &self,
+        root: &Path,
+        manifest: &crate::dataset::Manifest,
+    ) -> Result<Vec<Result<Prediction>>> {
+        let paths: Vec<PathBuf> = manifest
+            .samples
+            .iter()
+            .map(|s| root.join(&s.image_path))
+            .collect();
         self.predict_paths(&paths)
     }
 }

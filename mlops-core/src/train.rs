@@ -53,7 +53,10 @@ impl ComputeBackend {
         match name {
             "flex" => Ok(ComputeBackend::Flex),
             "ndarray" => Ok(ComputeBackend::NdArray),
-            other => Err(Error::invalid("backend", format!("unknown backend `{other}`; expected flex or ndarray"))),
+            other => Err(Error::invalid(
+                "backend",
+                format!("unknown backend `{other}`; expected flex or ndarray"),
+            )),
         }
     }
 }
@@ -272,8 +275,12 @@ pub fn backbone_features(
 ) -> Result<Vec<f32>> {
     let width = backbone.kind().features();
     let cache_key = |hash: &str| -> PathBuf {
-        let key = sha256_hex(format!("{hash};{};{}", preprocess.key(), backbone.kind().name()).as_bytes());
-        cache.map(|c| c.join(&key[..2]).join(format!("{key}.f32"))).unwrap_or_default()
+        let key = sha256_hex(
+            format!("{hash};{};{}", preprocess.key(), backbone.kind().name()).as_bytes(),
+        );
+        cache
+            .map(|c| c.join(&key[..2]).join(format!("{key}.f32")))
+            .unwrap_or_default()
     };
     let mut out = vec![0f32; images.len() * width];
     let mut todo = Vec::new();
@@ -284,7 +291,8 @@ pub fn backbone_features(
         match cached {
             Some(bytes) => {
                 for (j, chunk) in bytes.chunks_exact(4).enumerate() {
-                    out[i * width + j] = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+                    out[i * width + j] =
+                        f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
                 }
             }
             None => todo.push(i),
@@ -353,12 +361,20 @@ pub fn score(predictions: &[u32], targets: &[u32], classes: usize, loss: f64) ->
         .enumerate()
         .map(|(c, row)| {
             let n: u64 = row.iter().sum();
-            if n == 0 { f64::NAN } else { row[c] as f64 / n as f64 }
+            if n == 0 {
+                f64::NAN
+            } else {
+                row[c] as f64 / n as f64
+            }
         })
         .collect();
     Evaluation {
         loss,
-        accuracy: if targets.is_empty() { f64::NAN } else { correct as f64 / targets.len() as f64 },
+        accuracy: if targets.is_empty() {
+            f64::NAN
+        } else {
+            correct as f64 / targets.len() as f64
+        },
         confusion,
         per_class_accuracy,
         predictions: predictions.to_vec(),
@@ -370,7 +386,13 @@ fn check_targets(manifest: &Manifest, classes: &ClassMap) -> Result<()> {
         if s.target as usize >= classes.len() {
             return Err(Error::invalid(
                 "target",
-                format!("sample {} ({}) has class id {} but there are {} classes", i + 1, s.image_path, s.target, classes.len()),
+                format!(
+                    "sample {} ({}) has class id {} but there are {} classes",
+                    i + 1,
+                    s.image_path,
+                    s.target,
+                    classes.len()
+                ),
             ));
         }
     }
@@ -405,11 +427,27 @@ pub fn train(
         TrainMode::FrozenBackbone => {
             let started = Instant::now();
             fn as_refs(v: &[Loaded]) -> Vec<(String, &[f32])> {
-                v.iter().map(|l| (l.hash.clone(), l.chw.as_slice())).collect()
+                v.iter()
+                    .map(|l| (l.hash.clone(), l.chw.as_slice()))
+                    .collect()
             }
             let cache = config.feature_cache.as_deref();
-            let train_features = backbone_features(&backbone, &as_refs(&train_images), &config.preprocess, cache, &device, config.progress)?;
-            let test_features = backbone_features(&backbone, &as_refs(&test_images), &config.preprocess, cache, &device, config.progress)?;
+            let train_features = backbone_features(
+                &backbone,
+                &as_refs(&train_images),
+                &config.preprocess,
+                cache,
+                &device,
+                config.progress,
+            )?;
+            let test_features = backbone_features(
+                &backbone,
+                &as_refs(&test_images),
+                &config.preprocess,
+                cache,
+                &device,
+                config.progress,
+            )?;
             drop((train_images, test_images));
             let feature_seconds = started.elapsed().as_secs_f64();
             let classifier = Classifier::new(backbone, classes.len(), &device);
@@ -422,25 +460,60 @@ pub fn train(
                 config,
             )?;
             let train_seconds = started.elapsed().as_secs_f64();
-            let model = Classifier { backbone: classifier.backbone, head };
-            let test = evaluate_head(&model.head, &test_features, &test_targets, classes.len(), &device)?;
-            Ok(TrainOutcome { model, history, test, skipped, feature_seconds, train_seconds })
+            let model = Classifier {
+                backbone: classifier.backbone,
+                head,
+            };
+            let test = evaluate_head(
+                &model.head,
+                &test_features,
+                &test_targets,
+                classes.len(),
+                &device,
+            )?;
+            Ok(TrainOutcome {
+                model,
+                history,
+                test,
+                skipped,
+                feature_seconds,
+                train_seconds,
+            })
         }
         TrainMode::FineTune => {
             let classifier = Classifier::new(backbone, classes.len(), &device);
             let started = Instant::now();
-            let (model, history, test) = fine_tune(classifier, &train_images, &test_images, classes.len(), config)?;
-            Ok(TrainOutcome { model, history, test, skipped, feature_seconds: 0.0, train_seconds: started.elapsed().as_secs_f64() })
+            let (model, history, test) = fine_tune(
+                classifier,
+                &train_images,
+                &test_images,
+                classes.len(),
+                config,
+            )?;
+            Ok(TrainOutcome {
+                model,
+                history,
+                test,
+                skipped,
+                feature_seconds: 0.0,
+                train_seconds: started.elapsed().as_secs_f64(),
+            })
         }
     }
 }
 
 fn features_tensor(features: &[f32], rows: usize, device: &Device) -> Tensor<2> {
-    let width = if rows == 0 { 0 } else { features.len() / rows };
+    let width = features.len().checked_div(rows).unwrap_or(0);
     Tensor::from_data(TensorData::new(features.to_vec(), [rows, width]), device)
 }
 
-fn evaluate_head(head: &burn::nn::Linear, features: &[f32], targets: &[u32], classes: usize, device: &Device) -> Result<Evaluation> {
+fn evaluate_head(
+    head: &burn::nn::Linear,
+    features: &[f32],
+    targets: &[u32],
+    classes: usize,
+    device: &Device,
+) -> Result<Evaluation> {
     if targets.is_empty() {
         return Ok(score(&[], &[], classes, f64::NAN));
     }
@@ -452,7 +525,9 @@ fn evaluate_head(head: &burn::nn::Linear, features: &[f32], targets: &[u32], cla
 /// Seeded batch order of one epoch.
 fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+        seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    ));
     order
 }
 
@@ -509,7 +584,13 @@ fn train_head(
 }
 
 /// Evaluates a whole classifier on preprocessed images in batches.
-fn evaluate_images(model: &Classifier, images: &[Loaded], classes: usize, preprocess: &Preprocess, device: &Device) -> Result<Evaluation> {
+fn evaluate_images(
+    model: &Classifier,
+    images: &[Loaded],
+    classes: usize,
+    preprocess: &Preprocess,
+    device: &Device,
+) -> Result<Evaluation> {
     let targets: Vec<u32> = images.iter().map(|l| l.target).collect();
     if images.is_empty() {
         return Ok(score(&[], &[], classes, f64::NAN));
@@ -559,7 +640,8 @@ fn fine_tune(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
         }
-        let train_eval = evaluate_images(&model, train_images, classes, &config.preprocess, &plain)?;
+        let train_eval =
+            evaluate_images(&model, train_images, classes, &config.preprocess, &plain)?;
         let test_eval = evaluate_images(&model, test_images, classes, &config.preprocess, &plain)?;
         history.push(EpochMetrics {
             epoch: epoch + 1,

@@ -68,6 +68,9 @@ impl Preprocess {
 
     /// A short text that identifies this preprocessing in cache keys.
     pub fn key(&self) -> String {
-        format!("size={};mean={:?};std={:?};resize=triangle", self.size, self.mean, self.std)
+        format!(
+            "size={};mean={:?};std={:?};resize=triangle",
+            self.size, self.mean, self.std
+        )
     }
 }

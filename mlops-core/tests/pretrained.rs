@@ -14,7 +14,10 @@ use mlops_core::vision::Preprocess;
 
 fn top1(device: &Device, photo: &str) -> (usize, f32) {
     let model = load_lite0(&wheel(LITE0_WHEEL_PREFIX), true, device).unwrap();
-    let pre = Preprocess { size: 224, ..Preprocess::default() };
+    let pre = Preprocess {
+        size: 224,
+        ..Preprocess::default()
+    };
     let x = pre.batch(&[skimage_photo(photo)], device);
     let probs = softmax(model.imagenet_logits(x).unwrap(), 1);
     let probs: Vec<f32> = probs.into_data().try_to_vec_as::<f32>().unwrap();
@@ -32,7 +35,10 @@ fn chelsea_is_an_egyptian_cat_on_both_backends() {
     for device in [Device::flex(), Device::ndarray()] {
         let (class, p) = top1(&device, "chelsea.png");
         assert_eq!(class, 285, "top-1 on {device:?}");
-        assert!((p - 0.80).abs() <= 0.05, "p(Egyptian cat) = {p} on {device:?}");
+        assert!(
+            (p - 0.80).abs() <= 0.05,
+            "p(Egyptian cat) = {p} on {device:?}"
+        );
     }
 }
 

@@ -20,7 +20,17 @@ fn small_package() -> ModelPackage {
     device.seed(3);
     let model = Classifier::new(Backbone::init(BackboneKind::SmallCnn, &device), 3, &device);
     let classes = ClassMap::new(["a", "b", "c"]).unwrap();
-    ModelPackage::new(model, classes, Preprocess { size: 64, ..Preprocess::default() }, PackageInfo::default()).unwrap().0
+    ModelPackage::new(
+        model,
+        classes,
+        Preprocess {
+            size: 64,
+            ..Preprocess::default()
+        },
+        PackageInfo::default(),
+    )
+    .unwrap()
+    .0
 }
 
 #[test]
@@ -29,12 +39,25 @@ fn packages_round_trip_through_s3() {
     let package = small_package();
     package.save(&format!("{base}/first")).unwrap();
     package.save(&format!("{base}/second")).unwrap();
-    assert_eq!(list_packages(&base).unwrap(), vec![format!("{base}/first"), format!("{base}/second")]);
+    assert_eq!(
+        list_packages(&base).unwrap(),
+        vec![format!("{base}/first"), format!("{base}/second")]
+    );
     let loaded = ModelPackage::load(&format!("{base}/first"), &Device::flex()).unwrap();
     assert_eq!(loaded.metadata, package.metadata);
     let x = Tensor::<4>::ones([2, 3, 64, 64], &Device::flex());
-    let a: Vec<f32> = package.model.forward(x.clone()).into_data().try_to_vec_as::<f32>().unwrap();
-    let b: Vec<f32> = loaded.model.forward(x).into_data().try_to_vec_as::<f32>().unwrap();
+    let a: Vec<f32> = package
+        .model
+        .forward(x.clone())
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .unwrap();
+    let b: Vec<f32> = loaded
+        .model
+        .forward(x)
+        .into_data()
+        .try_to_vec_as::<f32>()
+        .unwrap();
     assert_eq!(a, b);
 }
 
@@ -47,12 +70,21 @@ fn a_corrupted_s3_object_is_detected() {
     mlops_core::artifact::save_parts(&base, &package.metadata, wrong).unwrap();
     let err = load_parts(&base).unwrap_err().to_string();
     assert!(err.contains("corrupted"), "{err}");
-    let err = load_parts(&format!("{}/nothing-here", s3_base())).unwrap_err().to_string();
+    let err = load_parts(&format!("{}/nothing-here", s3_base()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("metadata.json not found"), "{err}");
 }
 
 #[test]
 fn a_missing_bucket_is_a_clear_error() {
-    let err = load_parts("s3://no-such-bucket-mlops/x").unwrap_err().to_string();
-    assert!(err.contains("no-such-bucket-mlops") || err.contains("NoSuchBucket") || err.contains("not found"), "{err}");
+    let err = load_parts("s3://no-such-bucket-mlops/x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no-such-bucket-mlops")
+            || err.contains("NoSuchBucket")
+            || err.contains("not found"),
+        "{err}"
+    );
 }

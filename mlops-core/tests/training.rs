@@ -9,7 +9,9 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use common::{demo_data, test_cache, wheel};
-use mlops_core::artifact::{ModelPackage, PackageInfo, list_packages, load_parts, save_parts, weights_bytes};
+use mlops_core::artifact::{
+    ModelPackage, PackageInfo, list_packages, load_parts, save_parts, weights_bytes,
+};
 use mlops_core::dataset::{ClassMap, Manifest};
 use mlops_core::model::weights::{LITE0_WHEEL_PREFIX, load_lite0};
 use mlops_core::model::{Backbone, BackboneKind};
@@ -39,14 +41,22 @@ fn frozen_config() -> TrainConfig {
 
 fn train_monday() -> TrainOutcome {
     let device = Device::flex();
-    let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel(LITE0_WHEEL_PREFIX), false, &device).unwrap());
+    let backbone = Backbone::EfficientNetLite0(
+        load_lite0(&wheel(LITE0_WHEEL_PREFIX), false, &device).unwrap(),
+    );
     let (train_m, test_m) = manifests();
     let root = demo_data().join("monday");
     train(
         backbone,
         &classes(),
-        &ImageSet { root: &root, manifest: &train_m },
-        &ImageSet { root: &root, manifest: &test_m },
+        &ImageSet {
+            root: &root,
+            manifest: &train_m,
+        },
+        &ImageSet {
+            root: &root,
+            manifest: &test_m,
+        },
         &frozen_config(),
     )
     .unwrap()
@@ -64,11 +74,16 @@ fn frozen_backbone_reaches_85_percent_on_monday() {
     assert_eq!(outcome.history.len(), 15);
     assert!(outcome.skipped.is_empty(), "{:?}", outcome.skipped);
     let acc = outcome.test.accuracy;
-    eprintln!("monday test accuracy {acc:.3}, features {:.1} s, epochs {:.2} s", outcome.feature_seconds, outcome.train_seconds);
+    eprintln!(
+        "monday test accuracy {acc:.3}, features {:.1} s, epochs {:.2} s",
+        outcome.feature_seconds, outcome.train_seconds
+    );
     assert!(acc >= 0.85, "test accuracy {acc}");
     // The learning rate follows the original's schedule and the loss goes down.
     let h = &outcome.history;
-    assert!((h[0].learning_rate - 1e-3).abs() < 1e-12 && (h[1].learning_rate - 0.95e-3).abs() < 1e-12);
+    assert!(
+        (h[0].learning_rate - 1e-3).abs() < 1e-12 && (h[1].learning_rate - 0.95e-3).abs() < 1e-12
+    );
     assert!(h[14].train_loss < h[0].train_loss);
     // The confusion matrix adds up and agrees with the accuracy.
     let total: u64 = outcome.test.confusion.iter().flatten().sum();
@@ -81,8 +96,22 @@ fn frozen_backbone_reaches_85_percent_on_monday() {
 fn training_is_reproducible_to_the_byte() {
     let again = train_monday();
     let first = trained();
-    assert_eq!(weights_bytes(&again.model).unwrap(), weights_bytes(&first.model).unwrap());
-    assert_eq!(again.history.iter().map(|m| m.test_loss).collect::<Vec<_>>(), first.history.iter().map(|m| m.test_loss).collect::<Vec<_>>());
+    assert_eq!(
+        weights_bytes(&again.model).unwrap(),
+        weights_bytes(&first.model).unwrap()
+    );
+    assert_eq!(
+        again
+            .history
+            .iter()
+            .map(|m| m.test_loss)
+            .collect::<Vec<_>>(),
+        first
+            .history
+            .iter()
+            .map(|m| m.test_loss)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -96,19 +125,39 @@ fn a_loaded_package_predicts_what_training_recorded() {
         manifests_sha256: vec![mlops_core::seed::sha256_hex(train_m.to_jsonl().as_bytes())],
     };
     let model = mlops_core::artifact::model_from_weights(
-        &ModelPackage::new(outcome.model.clone(), classes(), Preprocess::default(), info.clone()).unwrap().0.metadata,
+        &ModelPackage::new(
+            outcome.model.clone(),
+            classes(),
+            Preprocess::default(),
+            info.clone(),
+        )
+        .unwrap()
+        .0
+        .metadata,
         &weights_bytes(&outcome.model).unwrap(),
         &Device::flex(),
     )
     .unwrap();
     let (package, _) = ModelPackage::new(model, classes(), Preprocess::default(), info).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    for uri in [dir.path().join("pkg").display().to_string(), format!("file://{}/pkg2", dir.path().display()), "memory://tests/monday".to_string()] {
+    for uri in [
+        dir.path().join("pkg").display().to_string(),
+        format!("file://{}/pkg2", dir.path().display()),
+        "memory://tests/monday".to_string(),
+    ] {
         package.save(&uri).unwrap();
         let predictor = Predictor::load(&uri, ComputeBackend::Flex).unwrap();
-        let predictions = predictor.predict_manifest(&demo_data().join("monday"), &test_m).unwrap();
-        let ids: Vec<u32> = predictions.into_iter().map(|p| p.unwrap().class_id).collect();
-        assert_eq!(ids, outcome.test.predictions, "{uri}: predictions differ from training time");
+        let predictions = predictor
+            .predict_manifest(&demo_data().join("monday"), &test_m)
+            .unwrap();
+        let ids: Vec<u32> = predictions
+            .into_iter()
+            .map(|p| p.unwrap().class_id)
+            .collect();
+        assert_eq!(
+            ids, outcome.test.predictions,
+            "{uri}: predictions differ from training time"
+        );
         let loaded = ModelPackage::load(&uri, &Device::flex()).unwrap();
         assert_eq!(loaded.metadata, package.metadata);
         assert_eq!(loaded.metadata.backbone, BackboneKind::EfficientNetLite0);
@@ -120,7 +169,13 @@ fn a_loaded_package_predicts_what_training_recorded() {
 #[test]
 fn corrupted_or_foreign_packages_are_refused() {
     let outcome = trained();
-    let (package, weights) = ModelPackage::new(outcome.model.clone(), classes(), Preprocess::default(), PackageInfo::default()).unwrap();
+    let (package, weights) = ModelPackage::new(
+        outcome.model.clone(),
+        classes(),
+        Preprocess::default(),
+        PackageInfo::default(),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let uri = dir.path().display().to_string();
     save_parts(&uri, &package.metadata, weights.clone()).unwrap();
@@ -133,18 +188,28 @@ fn corrupted_or_foreign_packages_are_refused() {
     bytes[middle] ^= 0x55;
     std::fs::write(&object, &bytes).unwrap();
     let err = load_parts(&uri).unwrap_err().to_string();
-    assert!(err.contains("corrupted") && err.contains(&package.metadata.weights.sha256), "{err}");
+    assert!(
+        err.contains("corrupted") && err.contains(&package.metadata.weights.sha256),
+        "{err}"
+    );
 
     // A package from a newer format version.
     std::fs::write(&object, &weights).unwrap();
     let meta_path = dir.path().join("metadata.json");
-    let text = std::fs::read_to_string(&meta_path).unwrap().replace("\"format_version\": 1", "\"format_version\": 99");
+    let text = std::fs::read_to_string(&meta_path)
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
     std::fs::write(&meta_path, text).unwrap();
     let err = load_parts(&uri).unwrap_err().to_string();
-    assert!(err.contains("format version 99") && err.contains("upgrade"), "{err}");
+    assert!(
+        err.contains("format version 99") && err.contains("upgrade"),
+        "{err}"
+    );
 
     // No package at all; an unknown scheme.
-    let err = load_parts(&dir.path().join("nothing").display().to_string()).unwrap_err().to_string();
+    let err = load_parts(&dir.path().join("nothing").display().to_string())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("metadata.json not found"), "{err}");
     let err = load_parts("ftp://host/x").unwrap_err().to_string();
     assert!(err.contains("unsupported scheme"), "{err}");
@@ -153,11 +218,16 @@ fn corrupted_or_foreign_packages_are_refused() {
 #[test]
 fn small_cnn_learns_from_scratch_with_fine_tuning() {
     let (train_m, test_m) = manifests();
-    let keep = |m: &Manifest, n: usize| Manifest::new(m.samples.iter().step_by(m.len() / n).cloned().collect());
+    let keep = |m: &Manifest, n: usize| {
+        Manifest::new(m.samples.iter().step_by(m.len() / n).cloned().collect())
+    };
     let (train_m, test_m) = (keep(&train_m, 100), keep(&test_m, 50));
     let root = demo_data().join("monday");
     let config = TrainConfig {
-        preprocess: Preprocess { size: 64, ..Preprocess::default() },
+        preprocess: Preprocess {
+            size: 64,
+            ..Preprocess::default()
+        },
         epochs: 6,
         batch_size: 16,
         mode: TrainMode::FineTune,
@@ -170,16 +240,29 @@ fn small_cnn_learns_from_scratch_with_fine_tuning() {
         train(
             Backbone::init(BackboneKind::SmallCnn, &device),
             &classes(),
-            &ImageSet { root: &root, manifest: &train_m },
-            &ImageSet { root: &root, manifest: &test_m },
+            &ImageSet {
+                root: &root,
+                manifest: &train_m,
+            },
+            &ImageSet {
+                root: &root,
+                manifest: &test_m,
+            },
             &config,
         )
         .unwrap()
     };
     let outcome = run();
     let h = &outcome.history;
-    assert!(h.last().unwrap().train_loss < h[0].train_loss * 0.9, "{h:?}");
-    assert!(outcome.test.accuracy > 0.4, "from-scratch test accuracy {} (chance is 0.2)", outcome.test.accuracy);
+    assert!(
+        h.last().unwrap().train_loss < h[0].train_loss * 0.9,
+        "{h:?}"
+    );
+    assert!(
+        outcome.test.accuracy > 0.4,
+        "from-scratch test accuracy {} (chance is 0.2)",
+        outcome.test.accuracy
+    );
 }
 
 #[test]
@@ -188,17 +271,80 @@ fn bad_training_inputs_are_named() {
     let root = demo_data().join("monday");
     let mut bad = train_m.clone();
     bad.samples.truncate(20);
-    bad.samples.push(mlops_core::dataset::Sample::new("wood/missing.png", 4));
+    bad.samples
+        .push(mlops_core::dataset::Sample::new("wood/missing.png", 4));
     let mut wrong = bad.clone();
-    wrong.samples.push(mlops_core::dataset::Sample::new("wood/wood_train_000.png", 9));
+    wrong.samples.push(mlops_core::dataset::Sample::new(
+        "wood/wood_train_000.png",
+        9,
+    ));
     let device = Device::flex();
-    let config = TrainConfig { epochs: 1, progress: false, preprocess: Preprocess { size: 64, ..Preprocess::default() }, ..TrainConfig::default() };
-    let err = train(Backbone::init(BackboneKind::SmallCnn, &device), &classes(), &ImageSet { root: &root, manifest: &wrong }, &ImageSet { root: &root, manifest: &bad }, &config).unwrap_err().to_string();
-    assert!(err.contains("class id 9") && err.contains("5 classes"), "{err}");
-    let outcome = train(Backbone::init(BackboneKind::SmallCnn, &device), &classes(), &ImageSet { root: &root, manifest: &bad }, &ImageSet { root: &root, manifest: &bad }, &config).unwrap();
+    let config = TrainConfig {
+        epochs: 1,
+        progress: false,
+        preprocess: Preprocess {
+            size: 64,
+            ..Preprocess::default()
+        },
+        ..TrainConfig::default()
+    };
+    let err = train(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        &classes(),
+        &ImageSet {
+            root: &root,
+            manifest: &wrong,
+        },
+        &ImageSet {
+            root: &root,
+            manifest: &bad,
+        },
+        &config,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("class id 9") && err.contains("5 classes"),
+        "{err}"
+    );
+    let outcome = train(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        &classes(),
+        &ImageSet {
+            root: &root,
+            manifest: &bad,
+        },
+        &ImageSet {
+            root: &root,
+            manifest: &bad,
+        },
+        &config,
+    )
+    .unwrap();
     assert_eq!(outcome.skipped.len(), 2, "{:?}", outcome.skipped);
-    assert!(outcome.skipped[0].reason.contains("missing.png"), "{:?}", outcome.skipped);
-    let zero = TrainConfig { epochs: 0, ..config };
-    let err = train(Backbone::init(BackboneKind::SmallCnn, &device), &classes(), &ImageSet { root: &root, manifest: &bad }, &ImageSet { root: &root, manifest: &bad }, &zero).unwrap_err().to_string();
+    assert!(
+        outcome.skipped[0].reason.contains("missing.png"),
+        "{:?}",
+        outcome.skipped
+    );
+    let zero = TrainConfig {
+        epochs: 0,
+        ..config
+    };
+    let err = train(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        &classes(),
+        &ImageSet {
+            root: &root,
+            manifest: &bad,
+        },
+        &ImageSet {
+            root: &root,
+            manifest: &bad,
+        },
+        &zero,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("`epochs`"), "{err}");
 }

@@ -32,7 +32,8 @@ impl Stage {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.pool.forward(relu(self.bn.forward(self.conv.forward(x))))
+        self.pool
+            .forward(relu(self.bn.forward(self.conv.forward(x))))
     }
 }
 

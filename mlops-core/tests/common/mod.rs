@@ -109,5 +109,7 @@ pub fn demo_data() -> std::path::PathBuf {
 
 /// A folder for caches shared between test runs (under target/).
 pub fn test_cache(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-cache").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-cache")
+        .join(name)
 }
