@@ -18,6 +18,7 @@ pub mod imageio;
 pub mod model;
 pub mod predict;
 pub mod seed;
+pub mod select;
 pub mod train;
 pub mod vision;
 
