@@ -13,10 +13,13 @@
 pub mod artifact;
 pub mod corrupt;
 pub mod dataset;
+pub mod embed;
 pub mod error;
+pub mod experiment;
 pub mod imageio;
 pub mod model;
 pub mod predict;
+pub mod report;
 pub mod seed;
 pub mod select;
 pub mod train;

@@ -33,10 +33,16 @@ impl Embeddings {
     /// Embeddings from row-major values; `data.len()` must be a multiple of `dim`.
     pub fn new(data: Vec<f32>, dim: usize) -> Result<Self> {
         if dim == 0 || data.len() % dim != 0 {
-            return Err(Error::invalid("embeddings", format!("{} values do not make rows of width {dim}", data.len())));
+            return Err(Error::invalid(
+                "embeddings",
+                format!("{} values do not make rows of width {dim}", data.len()),
+            ));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::invalid("embeddings", format!("row {} holds a non-finite value", i / dim)));
+            return Err(Error::invalid(
+                "embeddings",
+                format!("row {} holds a non-finite value", i / dim),
+            ));
         }
         Ok(Embeddings { data, dim })
     }
@@ -77,7 +83,12 @@ impl Embeddings {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
             lanes[k] += x[k] * y[k];
@@ -89,7 +100,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 fn l1(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| (x - y).abs()).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y).abs())
+        .sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
             lanes[k] += (x[k] - y[k]).abs();
@@ -101,7 +117,12 @@ fn l1(a: &[f32], b: &[f32]) -> f32 {
 fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| (x - y) * (x - y)).sum();
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
             let d = x[k] - y[k];
@@ -131,7 +152,11 @@ impl Distance {
             Distance::L2 => squared_l2(a, b).sqrt(),
             Distance::Cosine => {
                 let norms = (dot(a, a) * dot(b, b)).sqrt();
-                if norms == 0.0 { 1.0 } else { 1.0 - dot(a, b) / norms }
+                if norms == 0.0 {
+                    1.0
+                } else {
+                    1.0 - dot(a, b) / norms
+                }
             }
         }
     }
@@ -152,8 +177,13 @@ impl Budget {
     pub fn resolve(self, n: usize) -> Result<usize> {
         match self {
             Budget::Count(k) => Ok(k.min(n)),
-            Budget::Fraction(f) if (0.0..=1.0).contains(&f) => Ok(((n as f64 * f).round() as usize).min(n)),
-            Budget::Fraction(f) => Err(Error::invalid("budget", format!("a fraction must be in [0, 1], got {f}"))),
+            Budget::Fraction(f) if (0.0..=1.0).contains(&f) => {
+                Ok(((n as f64 * f).round() as usize).min(n))
+            }
+            Budget::Fraction(f) => Err(Error::invalid(
+                "budget",
+                format!("a fraction must be in [0, 1], got {f}"),
+            )),
         }
     }
 }
@@ -188,13 +218,20 @@ impl Strategy {
         match self {
             Strategy::None => "none".into(),
             Strategy::All => "all".into(),
-            Strategy::Random { class_balanced: false } => "random".into(),
-            Strategy::Random { class_balanced: true } => "random_balanced".into(),
-            Strategy::CorePair { distance } => format!("cp_{}", match distance {
-                Distance::L1 => "l1",
-                Distance::L2 => "l2",
-                Distance::Cosine => "cosine",
-            }),
+            Strategy::Random {
+                class_balanced: false,
+            } => "random".into(),
+            Strategy::Random {
+                class_balanced: true,
+            } => "random_balanced".into(),
+            Strategy::CorePair { distance } => format!(
+                "cp_{}",
+                match distance {
+                    Distance::L1 => "l1",
+                    Distance::L2 => "l2",
+                    Distance::Cosine => "cosine",
+                }
+            ),
             Strategy::KCenterGreedy => "k_center".into(),
             Strategy::Herding => "herding".into(),
         }
@@ -205,17 +242,29 @@ impl Strategy {
         Ok(match name {
             "none" => Strategy::None,
             "all" => Strategy::All,
-            "random" => Strategy::Random { class_balanced: false },
-            "random_balanced" => Strategy::Random { class_balanced: true },
-            "cp_l1" => Strategy::CorePair { distance: Distance::L1 },
-            "cp_l2" => Strategy::CorePair { distance: Distance::L2 },
-            "cp_cosine" => Strategy::CorePair { distance: Distance::Cosine },
+            "random" => Strategy::Random {
+                class_balanced: false,
+            },
+            "random_balanced" => Strategy::Random {
+                class_balanced: true,
+            },
+            "cp_l1" => Strategy::CorePair {
+                distance: Distance::L1,
+            },
+            "cp_l2" => Strategy::CorePair {
+                distance: Distance::L2,
+            },
+            "cp_cosine" => Strategy::CorePair {
+                distance: Distance::Cosine,
+            },
             "k_center" => Strategy::KCenterGreedy,
             "herding" => Strategy::Herding,
             other => {
                 return Err(Error::invalid(
                     "strategy",
-                    format!("unknown strategy `{other}`; expected none, all, random, random_balanced, cp_l1, cp_l2, cp_cosine, k_center or herding"),
+                    format!(
+                        "unknown strategy `{other}`; expected none, all, random, random_balanced, cp_l1, cp_l2, cp_cosine, k_center or herding"
+                    ),
                 ));
             }
         })
@@ -234,24 +283,37 @@ pub struct Selection {
 }
 
 /// Selects up to `budget` rows of `embeddings` (labels `labels`) with `strategy`, seeded.
-pub fn select(strategy: &Strategy, embeddings: &Embeddings, labels: &[u32], budget: Budget, seed: u64) -> Result<Selection> {
+pub fn select(
+    strategy: &Strategy,
+    embeddings: &Embeddings,
+    labels: &[u32],
+    budget: Budget,
+    seed: u64,
+) -> Result<Selection> {
     let n = embeddings.len();
     if labels.len() != n {
-        return Err(Error::invalid("labels", format!("{} labels for {n} embeddings", labels.len())));
+        return Err(Error::invalid(
+            "labels",
+            format!("{} labels for {n} embeddings", labels.len()),
+        ));
     }
     let k = budget.resolve(n)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (indices, scores) = match strategy {
         Strategy::None => (Vec::new(), Vec::new()),
         Strategy::All => ((0..n).collect(), vec![0.0; n]),
-        Strategy::Random { class_balanced: false } => {
+        Strategy::Random {
+            class_balanced: false,
+        } => {
             let mut order: Vec<usize> = (0..n).collect();
             order.shuffle(&mut rng);
             order.truncate(k);
             let scores = (0..order.len()).map(|i| i as f64).collect();
             (order, scores)
         }
-        Strategy::Random { class_balanced: true } => {
+        Strategy::Random {
+            class_balanced: true,
+        } => {
             let mut classes = by_class(labels);
             for members in classes.values_mut() {
                 members.shuffle(&mut rng);
@@ -293,7 +355,13 @@ fn round_robin(lists: Vec<Vec<usize>>, k: usize) -> Vec<usize> {
 /// The original's core-pair rounds. Each round: one unused sample drawn per class that still
 /// has any; an anchor class drawn among them; the anchor kept with the closest drawn sample
 /// of another class. Stops at the budget or when fewer than two classes have unused samples.
-fn core_pairs(e: &Embeddings, labels: &[u32], k: usize, distance: Distance, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<f64>) {
+fn core_pairs(
+    e: &Embeddings,
+    labels: &[u32],
+    k: usize,
+    distance: Distance,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<usize>, Vec<f64>) {
     let mut pools: Vec<Vec<usize>> = by_class(labels).into_values().collect();
     for pool in &mut pools {
         pool.shuffle(rng);
@@ -305,7 +373,10 @@ fn core_pairs(e: &Embeddings, labels: &[u32], k: usize, distance: Distance, rng:
             break;
         }
         // One candidate per live class (the next of its shuffled pool).
-        let candidates: Vec<(usize, usize)> = live.iter().map(|&c| (c, *pools[c].last().unwrap_or(&0))).collect();
+        let candidates: Vec<(usize, usize)> = live
+            .iter()
+            .map(|&c| (c, *pools[c].last().unwrap_or(&0)))
+            .collect();
         let anchor_pos = rng.random_range(0..candidates.len());
         let (anchor_class, anchor) = candidates[anchor_pos];
         let (partner_class, partner, d) = candidates
@@ -422,7 +493,8 @@ fn herd_class(e: &Embeddings, members: &[usize], quota: usize) -> (Vec<usize>, V
         let best = (0..members.len())
             .filter(|&m| !used[m])
             .map(|m| {
-                let err = mu_mu - 2.0 / t * (mu_s + mu_x[m]) + (ss + 2.0 * s_x[m] + xx[m]) / (t * t);
+                let err =
+                    mu_mu - 2.0 / t * (mu_s + mu_x[m]) + (ss + 2.0 * s_x[m] + xx[m]) / (t * t);
                 (m, err)
             })
             .min_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));

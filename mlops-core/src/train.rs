@@ -220,10 +220,10 @@ fn progress_bar(show: bool, len: u64, what: &str) -> ProgressBar {
 }
 
 /// One image read, hashed and preprocessed.
-struct Loaded {
-    target: u32,
-    hash: String,
-    chw: Vec<f32>,
+pub(crate) struct Loaded {
+    pub(crate) target: u32,
+    pub(crate) hash: String,
+    pub(crate) chw: Vec<f32>,
 }
 
 fn load_one(root: &Path, image_path: &str, preprocess: &Preprocess) -> Result<(String, Vec<f32>)> {
@@ -233,8 +233,9 @@ fn load_one(root: &Path, image_path: &str, preprocess: &Preprocess) -> Result<(S
     Ok((sha256_hex(&bytes), preprocess.to_chw(&image)))
 }
 
-/// Reads and preprocesses a set in parallel; unreadable images are returned separately.
-fn load_set(set: &ImageSet<'_>, preprocess: &Preprocess) -> (Vec<Loaded>, Vec<SkippedImage>) {
+/// Reads and preprocesses a set in parallel: per readable image its target, content hash and
+/// CHW values; unreadable images separately.
+fn load_images(set: &ImageSet<'_>, preprocess: &Preprocess) -> (Vec<Loaded>, Vec<SkippedImage>) {
     let results: Vec<_> = set
         .manifest
         .samples
@@ -262,6 +263,25 @@ fn load_set(set: &ImageSet<'_>, preprocess: &Preprocess) -> (Vec<Loaded>, Vec<Sk
 /// Images per backbone forward pass when computing features: measured here, larger batches
 /// are no faster on CPU and need far more memory (256 px, batch 32: ~200 MB per activation).
 const FEATURE_BATCH: usize = 16;
+
+/// Backbone features and targets of a labelled set (frozen backbone, cached under `cache`),
+/// with the images that could not be read.
+pub fn set_features(
+    backbone: &Backbone,
+    set: &ImageSet<'_>,
+    preprocess: &Preprocess,
+    cache: Option<&Path>,
+    device: &Device,
+    progress: bool,
+) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
+    let (loaded, skipped) = load_images(set, preprocess);
+    let refs: Vec<(String, &[f32])> = loaded
+        .iter()
+        .map(|l| (l.hash.clone(), l.chw.as_slice()))
+        .collect();
+    let features = backbone_features(backbone, &refs, preprocess, cache, device, progress)?;
+    Ok((features, loaded.iter().map(|l| l.target).collect(), skipped))
+}
 
 /// Backbone features of preprocessed images, `[n, d]` row-major, computed in batches of 16
 /// and cached under `cache` (keyed by content hash, preprocessing and backbone).
@@ -414,8 +434,8 @@ pub fn train(
     check_targets(train_set.manifest, classes)?;
     check_targets(test_set.manifest, classes)?;
     let device = config.backend.device();
-    let (train_images, mut skipped) = load_set(train_set, &config.preprocess);
-    let (test_images, test_skipped) = load_set(test_set, &config.preprocess);
+    let (train_images, mut skipped) = load_images(train_set, &config.preprocess);
+    let (test_images, test_skipped) = load_images(test_set, &config.preprocess);
     skipped.extend(test_skipped);
     if train_images.is_empty() {
         return Err(Error::invalid("train", "no readable training image"));
@@ -507,7 +527,8 @@ fn features_tensor(features: &[f32], rows: usize, device: &Device) -> Tensor<2> 
     Tensor::from_data(TensorData::new(features.to_vec(), [rows, width]), device)
 }
 
-fn evaluate_head(
+/// Evaluates a linear head on feature rows.
+pub fn evaluate_head(
     head: &burn::nn::Linear,
     features: &[f32],
     targets: &[u32],
@@ -536,8 +557,9 @@ fn index_tensor(indices: &[usize], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(ints, [indices.len()]), device)
 }
 
-/// Trains the linear head on fixed features.
-fn train_head(
+/// Trains a linear head on fixed feature rows (`train.0` row-major, one row per label),
+/// evaluating on `test` after every epoch; returns the head in inference mode and the history.
+pub fn train_head(
     head: burn::nn::Linear,
     train: (&[f32], &[u32]),
     test: (&[f32], &[u32]),

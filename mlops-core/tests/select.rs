@@ -9,17 +9,31 @@ use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
 fn emb(rows: &[&[f32]]) -> Embeddings {
-    Embeddings::new(rows.iter().flat_map(|r| r.iter().copied()).collect(), rows[0].len()).unwrap()
+    Embeddings::new(
+        rows.iter().flat_map(|r| r.iter().copied()).collect(),
+        rows[0].len(),
+    )
+    .unwrap()
 }
 
 const ALL: [Strategy; 9] = [
     Strategy::None,
     Strategy::All,
-    Strategy::Random { class_balanced: false },
-    Strategy::Random { class_balanced: true },
-    Strategy::CorePair { distance: Distance::L1 },
-    Strategy::CorePair { distance: Distance::L2 },
-    Strategy::CorePair { distance: Distance::Cosine },
+    Strategy::Random {
+        class_balanced: false,
+    },
+    Strategy::Random {
+        class_balanced: true,
+    },
+    Strategy::CorePair {
+        distance: Distance::L1,
+    },
+    Strategy::CorePair {
+        distance: Distance::L2,
+    },
+    Strategy::CorePair {
+        distance: Distance::Cosine,
+    },
     Strategy::KCenterGreedy,
     Strategy::Herding,
 ];
@@ -28,7 +42,11 @@ const ALL: [Strategy; 9] = [
 fn distances_are_what_they_say() {
     let (a, b) = ([0.0f32, 0.0, 3.0], [4.0f32, 0.0, 0.0]);
     assert_eq!(Distance::L1.between(&a, &b), 7.0);
-    assert_eq!(Distance::L2.between(&a, &b), 5.0, "true Euclidean, not the original's L1");
+    assert_eq!(
+        Distance::L2.between(&a, &b),
+        5.0,
+        "true Euclidean, not the original's L1"
+    );
     assert!((Distance::Cosine.between(&a, &b) - 1.0).abs() < 1e-6);
     assert!(Distance::Cosine.between(&a, &[0.0, 0.0, 9.0]).abs() < 1e-6);
 }
@@ -40,26 +58,61 @@ fn core_pair_keeps_the_closest_other_class_sample() {
     let e = emb(&[&[0.0, 0.0], &[0.1, 0.0], &[10.0, 10.0]]);
     let labels = [0, 1, 2];
     for seed in 0..20 {
-        let s = select(&Strategy::CorePair { distance: Distance::L2 }, &e, &labels, Budget::Count(2), seed).unwrap();
+        let s = select(
+            &Strategy::CorePair {
+                distance: Distance::L2,
+            },
+            &e,
+            &labels,
+            Budget::Count(2),
+            seed,
+        )
+        .unwrap();
         let mut pair = s.indices.clone();
         pair.sort();
         // Whatever the anchor, 0 and 1 are each other's nearest; 2's nearest is 1 (distance
         // sqrt(9.9^2 + 10^2) < sqrt(200)).
-        assert!(pair == vec![0, 1] || pair == vec![1, 2], "seed {seed}: {pair:?}");
+        assert!(
+            pair == vec![0, 1] || pair == vec![1, 2],
+            "seed {seed}: {pair:?}"
+        );
         if s.indices[0] != 2 {
             assert_eq!(pair, vec![0, 1], "seed {seed}");
         }
-        assert!((s.scores[0] - f64::from(Distance::L2.between(e.row(s.indices[0]), e.row(s.indices[1])))).abs() < 1e-9);
+        assert!(
+            (s.scores[0]
+                - f64::from(Distance::L2.between(e.row(s.indices[0]), e.row(s.indices[1]))))
+            .abs()
+                < 1e-9
+        );
     }
     // Cosine looks at angles: [1, 0] is closer to [5, 0.1] than to [0.9, 0.9].
     let e = emb(&[&[1.0, 0.0], &[5.0, 0.1], &[0.9, 0.9]]);
     let found = (0..50).any(|seed| {
-        let s = select(&Strategy::CorePair { distance: Distance::Cosine }, &e, &[0, 1, 2], Budget::Count(2), seed).unwrap();
+        let s = select(
+            &Strategy::CorePair {
+                distance: Distance::Cosine,
+            },
+            &e,
+            &[0, 1, 2],
+            Budget::Count(2),
+            seed,
+        )
+        .unwrap();
         s.indices[0] == 0 && s.indices[1] == 1
     });
     assert!(found);
     let l2_pairs_0_with_2 = (0..50).any(|seed| {
-        let s = select(&Strategy::CorePair { distance: Distance::L2 }, &e, &[0, 1, 2], Budget::Count(2), seed).unwrap();
+        let s = select(
+            &Strategy::CorePair {
+                distance: Distance::L2,
+            },
+            &e,
+            &[0, 1, 2],
+            Budget::Count(2),
+            seed,
+        )
+        .unwrap();
         s.indices[0] == 0 && s.indices[1] == 2
     });
     assert!(l2_pairs_0_with_2, "under L2, [1,0] is nearest to [0.9,0.9]");
@@ -68,20 +121,42 @@ fn core_pair_keeps_the_closest_other_class_sample() {
 #[test]
 fn core_pair_stops_cleanly_when_classes_run_out() {
     let e = emb(&[&[0.0], &[1.0], &[2.0], &[3.0], &[4.0]]);
-    let s = select(&Strategy::CorePair { distance: Distance::L1 }, &e, &[0, 0, 0, 0, 1], Budget::Count(5), 1).unwrap();
-    assert_eq!(s.indices.len(), 2, "only one pair can span two classes: {s:?}");
+    let s = select(
+        &Strategy::CorePair {
+            distance: Distance::L1,
+        },
+        &e,
+        &[0, 0, 0, 0, 1],
+        Budget::Count(5),
+        1,
+    )
+    .unwrap();
+    assert_eq!(
+        s.indices.len(),
+        2,
+        "only one pair can span two classes: {s:?}"
+    );
     assert!(s.indices.contains(&4));
 }
 
 #[test]
 fn k_center_covers_an_outlier() {
-    let mut rows: Vec<Vec<f32>> = (0..50).map(|i| vec![(i % 7) as f32 * 0.01, (i % 5) as f32 * 0.01]).collect();
+    let mut rows: Vec<Vec<f32>> = (0..50)
+        .map(|i| vec![(i % 7) as f32 * 0.01, (i % 5) as f32 * 0.01])
+        .collect();
     rows.push(vec![100.0, 100.0]);
     let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
     let e = emb(&refs);
     let labels = vec![0u32; 51];
     for seed in 0..5 {
-        let s = select(&Strategy::KCenterGreedy, &e, &labels, Budget::Count(2), seed).unwrap();
+        let s = select(
+            &Strategy::KCenterGreedy,
+            &e,
+            &labels,
+            Budget::Count(2),
+            seed,
+        )
+        .unwrap();
         assert!(s.indices.contains(&50), "seed {seed}: {s:?}");
     }
 }
@@ -89,7 +164,16 @@ fn k_center_covers_an_outlier() {
 #[test]
 fn herding_matches_the_class_mean_first() {
     // Class 0: points around the mean 1.0, the exact mean present at index 2.
-    let e = emb(&[&[0.0], &[2.0], &[1.0], &[1.9], &[0.1], &[10.0], &[12.0], &[11.0]]);
+    let e = emb(&[
+        &[0.0],
+        &[2.0],
+        &[1.0],
+        &[1.9],
+        &[0.1],
+        &[10.0],
+        &[12.0],
+        &[11.0],
+    ]);
     let labels = [0, 0, 0, 0, 0, 1, 1, 1];
     let s = select(&Strategy::Herding, &e, &labels, Budget::Count(4), 0).unwrap();
     // Round robin per class: class 0's best first, then class 1's best (its mean 11.0).
@@ -106,22 +190,54 @@ fn herding_matches_the_class_mean_first() {
 fn random_keeps_labels_with_their_samples_and_balances() {
     let e = Embeddings::new((0..40).map(|i| i as f32).collect(), 1).unwrap();
     let labels: Vec<u32> = (0..40).map(|i| u32::from(i >= 30)).collect();
-    let s = select(&Strategy::Random { class_balanced: true }, &e, &labels, Budget::Count(10), 3).unwrap();
+    let s = select(
+        &Strategy::Random {
+            class_balanced: true,
+        },
+        &e,
+        &labels,
+        Budget::Count(10),
+        3,
+    )
+    .unwrap();
     let ones = s.indices.iter().filter(|&&i| labels[i] == 1).count();
     assert_eq!(ones, 5, "class-balanced: 5 of each");
-    let fraction = select(&Strategy::Random { class_balanced: false }, &e, &labels, Budget::Fraction(0.25), 3).unwrap();
+    let fraction = select(
+        &Strategy::Random {
+            class_balanced: false,
+        },
+        &e,
+        &labels,
+        Budget::Fraction(0.25),
+        3,
+    )
+    .unwrap();
     assert_eq!(fraction.indices.len(), 10);
 }
 
 #[test]
 fn bad_inputs_are_refused_by_name() {
     let e = emb(&[&[0.0], &[1.0]]);
-    let err = select(&Strategy::All, &e, &[0], Budget::Count(1), 0).unwrap_err().to_string();
+    let err = select(&Strategy::All, &e, &[0], Budget::Count(1), 0)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`labels`"), "{err}");
-    let err = select(&Strategy::All, &e, &[0, 1], Budget::Fraction(1.5), 0).unwrap_err().to_string();
+    let err = select(&Strategy::All, &e, &[0, 1], Budget::Fraction(1.5), 0)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`budget`"), "{err}");
-    assert!(Embeddings::new(vec![1.0, f32::NAN], 1).unwrap_err().to_string().contains("row 1"));
-    assert!(Strategy::parse("cp_l3").unwrap_err().to_string().contains("cp_l2"));
+    assert!(
+        Embeddings::new(vec![1.0, f32::NAN], 1)
+            .unwrap_err()
+            .to_string()
+            .contains("row 1")
+    );
+    assert!(
+        Strategy::parse("cp_l3")
+            .unwrap_err()
+            .to_string()
+            .contains("cp_l2")
+    );
     for s in ALL {
         assert_eq!(Strategy::parse(&s.name()).unwrap(), s);
     }
@@ -129,7 +245,11 @@ fn bad_inputs_are_refused_by_name() {
 
 fn data() -> impl proptest::strategy::Strategy<Value = (Vec<f32>, usize, Vec<u32>)> {
     (1usize..60, 1usize..6, 1u32..5).prop_flat_map(|(n, d, c)| {
-        (proptest::collection::vec(-5.0f32..5.0, n * d), Just(d), proptest::collection::vec(0..c, n))
+        (
+            proptest::collection::vec(-5.0f32..5.0, n * d),
+            Just(d),
+            proptest::collection::vec(0..c, n),
+        )
     })
 }
 
