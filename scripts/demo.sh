@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo pipeline on the real-photo demo data (built by `make demo-data`).
 # It runs each stage as a user would from the command line: data preparation, training,
-# model packages and prediction.
+# model packages, prediction and the replay-strategy experiment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "+ $*" >&2; "$@"; }
@@ -32,5 +32,8 @@ example train -- --root data/monday --train data/monday_train.jsonl --test data/
 echo "== 5. load the package and predict: monday's test set, then tuesday's (the shift)"
 example predict -- --model "$out/models/monday" --root data/monday --manifest data/monday_test.jsonl >/dev/null
 example predict -- --model "$out/models/monday" --root data/tuesday --manifest data/tuesday_test.jsonl >/dev/null
+
+echo "== 6. the shift experiment: replay strategies for tuesday (table and charts)"
+example shift_experiment -- --data data --out "$out/experiment" --feature-cache target/feature-cache
 
 echo "demo outputs in $out"
