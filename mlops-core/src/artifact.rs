@@ -186,6 +186,7 @@ pub fn model_from_weights(
     let mut model = Classifier::new(
         Backbone::init(metadata.backbone, device),
         metadata.classes.len(),
+        0, // every weight is overwritten below
         device,
     );
     let mut store = SafetensorsStore::from_bytes(Some(bytes.to_vec()));

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ClassMap, Manifest};
 use crate::error::{Error, Result};
-use crate::model::{Backbone, Classifier};
+use crate::model::Backbone;
+use crate::model::classifier::seeded_linear;
 use crate::select::{Budget, Distance, Embeddings, Strategy, select};
 use crate::train::{
     EpochMetrics, ImageSet, SkippedImage, TrainConfig, evaluate_head, set_features, train_head,
@@ -254,8 +255,7 @@ pub fn run_shift_experiment(
     let tests = [&monday_test, &tuesday_test, &both_test];
     let n_classes = classes.len();
 
-    device.seed(t.seed);
-    let fresh = Classifier::new(Backbone::init(backbone.kind(), &device), n_classes, &device).head;
+    let fresh = seeded_linear(backbone.kind().features(), n_classes, t.seed, &device);
     let (monday_head, monday_history) = train_head(
         fresh,
         (&monday_train.features, &monday_train.targets),

@@ -32,7 +32,7 @@ pub struct Embeddings {
 impl Embeddings {
     /// Embeddings from row-major values; `data.len()` must be a multiple of `dim`.
     pub fn new(data: Vec<f32>, dim: usize) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(Error::invalid(
                 "embeddings",
                 format!("{} values do not make rows of width {dim}", data.len()),

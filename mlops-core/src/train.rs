@@ -442,7 +442,6 @@ pub fn train(
     }
     let train_targets: Vec<u32> = train_images.iter().map(|l| l.target).collect();
     let test_targets: Vec<u32> = test_images.iter().map(|l| l.target).collect();
-    device.seed(config.seed);
     match config.mode {
         TrainMode::FrozenBackbone => {
             let started = Instant::now();
@@ -470,7 +469,7 @@ pub fn train(
             )?;
             drop((train_images, test_images));
             let feature_seconds = started.elapsed().as_secs_f64();
-            let classifier = Classifier::new(backbone, classes.len(), &device);
+            let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
             let started = Instant::now();
             let (head, history) = train_head(
                 classifier.head,
@@ -501,7 +500,7 @@ pub fn train(
             })
         }
         TrainMode::FineTune => {
-            let classifier = Classifier::new(backbone, classes.len(), &device);
+            let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
             let started = Instant::now();
             let (model, history, test) = fine_tune(
                 classifier,

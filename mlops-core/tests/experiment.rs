@@ -22,15 +22,33 @@ fn quarter(name: &str) -> Manifest {
 #[test]
 fn the_experiment_compares_every_strategy_reproducibly() {
     let device = Device::flex();
-    let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel(LITE0_WHEEL_PREFIX), false, &device).unwrap());
+    let backbone = Backbone::EfficientNetLite0(
+        load_lite0(&wheel(LITE0_WHEEL_PREFIX), false, &device).unwrap(),
+    );
     let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"]).unwrap();
-    let (mtr, mte, ttr, tte) = (quarter("monday_train.jsonl"), quarter("monday_test.jsonl"), quarter("tuesday_train.jsonl"), quarter("tuesday_test.jsonl"));
+    let (mtr, mte, ttr, tte) = (
+        quarter("monday_train.jsonl"),
+        quarter("monday_test.jsonl"),
+        quarter("tuesday_train.jsonl"),
+        quarter("tuesday_test.jsonl"),
+    );
     let (monday, tuesday) = (demo_data().join("monday"), demo_data().join("tuesday"));
-    let data = ShiftData { monday_root: &monday, monday_train: &mtr, monday_test: &mte, tuesday_root: &tuesday, tuesday_train: &ttr, tuesday_test: &tte };
+    let data = ShiftData {
+        monday_root: &monday,
+        monday_train: &mtr,
+        monday_test: &mte,
+        tuesday_root: &tuesday,
+        tuesday_train: &ttr,
+        tuesday_test: &tte,
+    };
     let config = ExperimentConfig {
         budget: Budget::Count(40),
         seeds: vec![1, 2],
-        train: TrainConfig { feature_cache: Some(test_cache("features")), progress: false, ..TrainConfig::default() },
+        train: TrainConfig {
+            feature_cache: Some(test_cache("features")),
+            progress: false,
+            ..TrainConfig::default()
+        },
         ..ExperimentConfig::default()
     };
     let results = run_shift_experiment(&backbone, &classes, data, &config).unwrap();
@@ -52,7 +70,12 @@ fn the_experiment_compares_every_strategy_reproducibly() {
         let total: u64 = run.confusion.iter().flatten().sum();
         assert_eq!(total, 100);
         // Training on tuesday helps on tuesday.
-        assert!(run.accuracy.tuesday > m.tuesday, "{}: {:?}", run.strategy, run.accuracy);
+        assert!(
+            run.accuracy.tuesday > m.tuesday,
+            "{}: {:?}",
+            run.strategy,
+            run.accuracy
+        );
     }
     let table = results.to_markdown();
     for s in &config.strategies {
@@ -60,7 +83,12 @@ fn the_experiment_compares_every_strategy_reproducibly() {
     }
     // Same seeds, same numbers.
     let again = run_shift_experiment(&backbone, &classes, data, &config).unwrap();
-    let accs = |r: &mlops_core::experiment::ExperimentResults| r.runs.iter().map(|x| (x.strategy.clone(), x.seed, x.accuracy)).collect::<Vec<_>>();
+    let accs = |r: &mlops_core::experiment::ExperimentResults| {
+        r.runs
+            .iter()
+            .map(|x| (x.strategy.clone(), x.seed, x.accuracy))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(accs(&again), accs(&results));
 
     // Charts: SVG and PNG, non-trivial, PNGs decodable.
@@ -69,7 +97,10 @@ fn the_experiment_compares_every_strategy_reproducibly() {
     mlops_core::report::write_charts(&results, out.path(), font).unwrap();
     for name in ["accuracy", "curves", "confusion"] {
         let svg = std::fs::read_to_string(out.path().join(format!("{name}.svg"))).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains("<text"), "{name}.svg");
+        assert!(
+            svg.starts_with("<svg") && svg.contains("<text"),
+            "{name}.svg"
+        );
         let png = image::open(out.path().join(format!("{name}.png"))).unwrap();
         assert!(png.width() >= 800);
     }

@@ -18,7 +18,12 @@ fn s3_base() -> String {
 fn small_package() -> ModelPackage {
     let device = Device::flex();
     device.seed(3);
-    let model = Classifier::new(Backbone::init(BackboneKind::SmallCnn, &device), 3, &device);
+    let model = Classifier::new(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        3,
+        3,
+        &device,
+    );
     let classes = ClassMap::new(["a", "b", "c"]).unwrap();
     ModelPackage::new(
         model,

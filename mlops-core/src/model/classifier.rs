@@ -48,7 +48,9 @@ pub enum Backbone {
 }
 
 impl Backbone {
-    /// A randomly initialised backbone of `kind` (weights to be loaded or trained).
+    /// A randomly initialised backbone of `kind` (weights to be loaded or trained). It draws
+    /// from Burn's generator of `device`: call `device.seed(..)` first, and do not initialise
+    /// two models at once in one process if the draw must be reproducible.
     pub fn init(kind: BackboneKind, device: &Device) -> Self {
         match kind {
             BackboneKind::EfficientNetLite0 => {
@@ -84,11 +86,36 @@ pub struct Classifier {
     pub head: Linear,
 }
 
+/// A linear layer `inputs -> outputs` initialised as PyTorch does (weights and bias uniform in
+/// `±1/sqrt(inputs)`) from our own generator seeded by `seed`. Burn's device generator is
+/// shared by the whole process, so concurrent trainings would draw from it in turn; this one
+/// gives the same layer for the same seed whatever else runs.
+pub fn seeded_linear(inputs: usize, outputs: usize, seed: u64, device: &Device) -> Linear {
+    use burn::module::Param;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6865_6164);
+    let k = 1.0 / (inputs as f32).sqrt();
+    let weight: Vec<f32> = (0..inputs * outputs)
+        .map(|_| rng.random_range(-k..k))
+        .collect();
+    let bias: Vec<f32> = (0..outputs).map(|_| rng.random_range(-k..k)).collect();
+    let mut linear = LinearConfig::new(inputs, outputs).init(device);
+    linear.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(weight, [inputs, outputs]),
+        device,
+    ));
+    linear.bias = Some(Param::from_tensor(Tensor::from_data(
+        TensorData::new(bias, [outputs]),
+        device,
+    )));
+    linear
+}
+
 impl Classifier {
-    /// A classifier for `classes` classes on `backbone`, with a fresh head (seed the device
-    /// first for a reproducible head).
-    pub fn new(backbone: Backbone, classes: usize, device: &Device) -> Self {
-        let head = LinearConfig::new(backbone.kind().features(), classes).init(device);
+    /// A classifier for `classes` classes on `backbone`, with a fresh head drawn from `seed`
+    /// ([`seeded_linear`]).
+    pub fn new(backbone: Backbone, classes: usize, seed: u64, device: &Device) -> Self {
+        let head = seeded_linear(backbone.kind().features(), classes, seed, device);
         Classifier { backbone, head }
     }
 
