@@ -19,6 +19,7 @@ pub mod experiment;
 pub mod imageio;
 pub mod model;
 pub mod predict;
+mod progress;
 pub mod report;
 pub mod seed;
 pub mod select;

@@ -289,8 +289,6 @@ fn confusion_chart<DB: DrawingBackend>(
     root.present().map_err(chart_error)
 }
 
-type Draw<'a> = Box<dyn Fn(&ExperimentResults) -> Result<String> + 'a>;
-
 /// Writes `accuracy`, `curves` and `confusion` as `.svg` and `.png` into `out`, with `font`
 /// (TrueType bytes) for all text.
 pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]) -> Result<()> {
@@ -305,45 +303,19 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
         .or(results.runs.first())
         .ok_or_else(|| Error::invalid("results", "no runs to chart"))?
         .clone();
-    let svgs: Vec<(&str, Draw<'_>)> = vec![
-        (
-            "accuracy",
-            Box::new(|r| {
-                let mut s = String::new();
-                accuracy_chart(
-                    &SVGBackend::with_string(&mut s, (w, h)).into_drawing_area(),
-                    r,
-                )?;
-                Ok(s)
-            }),
-        ),
-        (
-            "curves",
-            Box::new(|r| {
-                let mut s = String::new();
-                curves_chart(
-                    &SVGBackend::with_string(&mut s, (w, h)).into_drawing_area(),
-                    r,
-                )?;
-                Ok(s)
-            }),
-        ),
-        (
-            "confusion",
-            Box::new(|r| {
-                let mut s = String::new();
-                confusion_chart(
-                    &SVGBackend::with_string(&mut s, (900, 800)).into_drawing_area(),
-                    r,
-                    &best,
-                )?;
-                Ok(s)
-            }),
-        ),
-    ];
-    for (name, draw) in &svgs {
-        write_atomic(&out.join(format!("{name}.svg")), draw(results)?.as_bytes())?;
-    }
+    let svg = |name: &str,
+               size: (u32, u32),
+               draw: &dyn Fn(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>|
+     -> Result<()> {
+        let mut text = String::new();
+        draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())?;
+        write_atomic(&out.join(name), text.as_bytes())
+    };
+    svg("accuracy.svg", (w, h), &|a| accuracy_chart(a, results))?;
+    svg("curves.svg", (w, h), &|a| curves_chart(a, results))?;
+    svg("confusion.svg", (900, 800), &|a| {
+        confusion_chart(a, results, &best)
+    })?;
     let png = |name: &str,
                (w, h): (u32, u32),
                draw: &dyn Fn(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>|

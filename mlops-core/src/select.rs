@@ -79,57 +79,35 @@ impl Embeddings {
     }
 }
 
-/// Dot product, accumulated in 8 lanes so it vectorises.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Sum over `i` of `term(a[i], b[i])`, accumulated in 8 lanes so the loop vectorises.
+#[inline(always)]
+fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(x, y)| x * y)
+        .map(|(&x, &y)| term(x, y))
         .sum();
     for (x, y) in ca.zip(cb) {
         for k in 0..8 {
-            lanes[k] += x[k] * y[k];
+            lanes[k] += term(x[k], y[k]);
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    lane_sum(a, b, |x, y| x * y)
 }
 
 fn l1(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y).abs())
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            lanes[k] += (x[k] - y[k]).abs();
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
+    lane_sum(a, b, |x, y| (x - y).abs())
 }
 
 fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| (x - y) * (x - y))
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            let d = x[k] - y[k];
-            lanes[k] += d * d;
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
+    lane_sum(a, b, |x, y| (x - y) * (x - y))
 }
 
 /// How far apart two embeddings are (smaller is closer).

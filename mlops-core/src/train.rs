@@ -13,7 +13,6 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -164,6 +163,27 @@ pub struct EpochMetrics {
     pub seconds: f64,
 }
 
+impl EpochMetrics {
+    /// The metrics of 0-based `epoch` from its two evaluations, timed from `started`.
+    fn new(
+        epoch: usize,
+        learning_rate: f64,
+        train: &Evaluation,
+        test: &Evaluation,
+        started: Instant,
+    ) -> Self {
+        EpochMetrics {
+            epoch: epoch + 1,
+            learning_rate,
+            train_loss: train.loss,
+            train_accuracy: train.accuracy,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// Evaluation of a model on a labelled set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
@@ -203,20 +223,6 @@ pub struct TrainOutcome {
     pub feature_seconds: f64,
     /// Seconds spent in the epochs.
     pub train_seconds: f64,
-}
-
-fn progress_bar(show: bool, len: u64, what: &str) -> ProgressBar {
-    let bar = if show {
-        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>12} {wide_bar} {pos}/{len} [{elapsed} < {eta}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(what.to_string());
-    bar
 }
 
 /// One image read, hashed and preprocessed.
@@ -318,7 +324,7 @@ pub fn backbone_features(
             None => todo.push(i),
         }
     }
-    let bar = progress_bar(progress, todo.len() as u64, "features");
+    let bar = crate::progress::bar(progress, todo.len() as u64, "features");
     let model = backbone.valid();
     let s = preprocess.size as usize;
     for chunk in todo.chunks(FEATURE_BATCH) {
@@ -574,7 +580,7 @@ pub fn train_head(
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut history = Vec::new();
-    let bar = progress_bar(config.progress, config.epochs as u64, "epochs");
+    let bar = crate::progress::bar(config.progress, config.epochs as u64, "epochs");
     for epoch in 0..config.epochs {
         let started = Instant::now();
         let lr = config.learning_rate * config.lr_decay.powi(epoch as i32);
@@ -588,15 +594,13 @@ pub fn train_head(
         }
         let train_eval = evaluate_head(&head, train.0, train.1, classes, &plain)?;
         let test_eval = evaluate_head(&head, test.0, test.1, classes, &plain)?;
-        history.push(EpochMetrics {
-            epoch: epoch + 1,
-            learning_rate: lr,
-            train_loss: train_eval.loss,
-            train_accuracy: train_eval.accuracy,
-            test_loss: test_eval.loss,
-            test_accuracy: test_eval.accuracy,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        history.push(EpochMetrics::new(
+            epoch,
+            lr,
+            &train_eval,
+            &test_eval,
+            started,
+        ));
         bar.set_message(format!("test acc {:.3}", test_eval.accuracy));
         bar.inc(1);
     }
@@ -645,7 +649,7 @@ fn fine_tune(
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let s = config.preprocess.size as usize;
     let mut history = Vec::new();
-    let bar = progress_bar(config.progress, config.epochs as u64, "epochs");
+    let bar = crate::progress::bar(config.progress, config.epochs as u64, "epochs");
     for epoch in 0..config.epochs {
         let started = Instant::now();
         let lr = config.learning_rate * config.lr_decay.powi(epoch as i32);
@@ -664,15 +668,13 @@ fn fine_tune(
         let train_eval =
             evaluate_images(&model, train_images, classes, &config.preprocess, &plain)?;
         let test_eval = evaluate_images(&model, test_images, classes, &config.preprocess, &plain)?;
-        history.push(EpochMetrics {
-            epoch: epoch + 1,
-            learning_rate: lr,
-            train_loss: train_eval.loss,
-            train_accuracy: train_eval.accuracy,
-            test_loss: test_eval.loss,
-            test_accuracy: test_eval.accuracy,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        history.push(EpochMetrics::new(
+            epoch,
+            lr,
+            &train_eval,
+            &test_eval,
+            started,
+        ));
         bar.inc(1);
     }
     bar.finish_and_clear();

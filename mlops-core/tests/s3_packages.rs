@@ -83,6 +83,7 @@ fn a_corrupted_s3_object_is_detected() {
 
 #[test]
 fn a_missing_bucket_is_a_clear_error() {
+    let _server = s3_base(); // the request goes to the test server
     let err = load_parts("s3://no-such-bucket-mlops/x")
         .unwrap_err()
         .to_string();

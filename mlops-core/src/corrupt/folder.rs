@@ -2,7 +2,6 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
@@ -247,16 +246,7 @@ pub fn corrupt_folder(
         }
     }
 
-    let progress = if options.progress {
-        ProgressBar::with_draw_target(Some(todo.len() as u64), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    progress.set_style(
-        ProgressStyle::with_template("{prefix} {wide_bar} {pos}/{len} [{elapsed} < {eta}]")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    progress.set_prefix(corruption.name());
+    let progress = crate::progress::bar(options.progress, todo.len() as u64, corruption.name());
 
     let process = |rel: &PathBuf| -> Outcome {
         let source = input_root.join(rel);
