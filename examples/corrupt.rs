@@ -2,7 +2,7 @@
 //! `corrupt.py -i IN -o OUT --type mixed`, but seeded, parallel and recursive.
 //!
 //! ```text
-//! cargo run --release --example corrupt -- -i data/monday -o data/tuesday --type mixed --seed 42
+//! cargo run --release --example corrupt -- -i data/monday -o target/tuesday-42 --type mixed --seed 42
 //! ```
 
 use std::path::PathBuf;
