@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs a command with the test services up on 127.0.0.1 and stops them afterwards:
-#   - an S3-API server (moto_server from .venv), with bucket `mlops-test`.
+#   - an S3-API server (moto_server from .venv), with bucket `mlops-test`;
+#   - a PostgreSQL server (a throw-away cluster; installed with apt-get when missing).
 # Exports the variables the tests read:
 #   MLOPS_TEST_S3_URI, AWS_ENDPOINT, AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-#   AWS_DEFAULT_REGION.
+#   AWS_DEFAULT_REGION, MLOPS_TEST_PG_URL.
 # Usage: scripts/with-services.sh COMMAND [ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +17,10 @@ free_port() {
 logs=target/services
 mkdir -p "$logs"
 pids=()
+pg_stop=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if [ ${#pg_stop[@]} -gt 0 ]; then "${pg_stop[@]}" >/dev/null 2>&1 || true; fi
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -44,5 +47,27 @@ urllib.request.urlopen(urllib.request.Request(endpoint + "/mlops-test", method="
 PY
 export MLOPS_TEST_S3_URI="s3://mlops-test"
 echo "S3 test server on $AWS_ENDPOINT (bucket mlops-test)" >&2
+
+# PostgreSQL: initdb and postgres refuse to run as root, so as root they run as `postgres`.
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$pg_bin" ]; then
+  echo "installing PostgreSQL (apt-get)" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+fi
+as_pg=()
+[ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)
+pg_dir=$(mktemp -d /tmp/mlops-pg.XXXXXX)
+echo mlops-test-password > "$pg_dir/pw"
+[ "$(id -u)" = 0 ] && chown -R postgres: "$pg_dir"
+"${as_pg[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U mlops --pwfile="$pg_dir/pw" -A scram-sha-256 --no-sync >"$logs/initdb.log" 2>&1 \
+  || { echo "initdb failed; see $logs/initdb.log" >&2; exit 1; }
+pg_port=$(free_port)
+"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" -w -l "$pg_dir/server.log" \
+  -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
+  || { echo "PostgreSQL did not start; see $pg_dir/server.log" >&2; exit 1; }
+pg_stop=(bash -c "${as_pg[*]} $pg_bin/pg_ctl -D $pg_dir/data -m immediate stop; rm -rf $pg_dir")
+export MLOPS_TEST_PG_URL="postgresql://mlops:mlops-test-password@127.0.0.1:$pg_port/postgres"
+echo "PostgreSQL test server on 127.0.0.1:$pg_port" >&2
 
 "$@"

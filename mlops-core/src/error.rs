@@ -93,6 +93,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A database operation failed.
+    #[error("database: {what}: {reason}")]
+    Database {
+        /// What was being done (passwords hidden).
+        what: String,
+        /// The database's error.
+        reason: String,
+    },
     /// A data set has no usable classes or images.
     #[error("{root}: {reason}")]
     EmptyDataset {

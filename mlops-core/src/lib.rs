@@ -13,6 +13,8 @@
 pub mod artifact;
 pub mod corrupt;
 pub mod dataset;
+#[cfg(feature = "postgres")]
+pub mod db;
 pub mod embed;
 pub mod error;
 pub mod experiment;

@@ -1,0 +1,148 @@
+//! The data generator: creates `cargo`, bulk-loads manifests with `COPY`, and trickles
+//! randomly sampled rows like a live source. Only parameterised SQL and `COPY` data: a path
+//! holding a quote is data, never SQL.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use postgres::{Client, NoTls};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{CARGO_TABLE_SQL, db_error, redact};
+use crate::dataset::{Manifest, Sample};
+use crate::error::{Error, Result};
+
+/// Connects to `url` (`postgresql://user:password@host:port/db`); without one, the usual
+/// `PG*` environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`).
+pub fn connect(url: Option<&str>) -> Result<Client> {
+    let config = match url {
+        Some(url) => url.to_string(),
+        None => {
+            let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+            format!(
+                "host={} port={} user={} password={} dbname={}",
+                var("PGHOST", "127.0.0.1"),
+                var("PGPORT", "5432"),
+                var("PGUSER", "postgres"),
+                var("PGPASSWORD", ""),
+                var("PGDATABASE", "postgres")
+            )
+        }
+    };
+    let shown = url
+        .map(redact)
+        .unwrap_or_else(|| "the PG* environment".into());
+    Client::connect(&config, NoTls).map_err(|e| db_error(&format!("connect to {shown}"), e))
+}
+
+/// Creates `cargo` if absent; with `drop_existing`, drops it first (its rows are lost).
+pub fn create_table(client: &mut Client, drop_existing: bool) -> Result<()> {
+    let mut tx = client.transaction().map_err(|e| db_error("begin", e))?;
+    if drop_existing {
+        tx.batch_execute("DROP TABLE IF EXISTS cargo")
+            .map_err(|e| db_error("drop table cargo", e))?;
+    }
+    tx.batch_execute(CARGO_TABLE_SQL)
+        .map_err(|e| db_error("create table cargo", e))?;
+    tx.commit().map_err(|e| db_error("commit", e))
+}
+
+/// Appends every sample of `manifest` to `cargo` with one `COPY`, in one transaction (all rows
+/// or none), stamped with the transaction's time. Returns the number of rows.
+pub fn bulk_load(client: &mut Client, manifest: &Manifest) -> Result<u64> {
+    for (i, s) in manifest.samples.iter().enumerate() {
+        check_sample(s, i)?;
+    }
+    let mut tx = client.transaction().map_err(|e| db_error("begin", e))?;
+    let mut writer = tx
+        .copy_in("COPY cargo (timestamp, image_path, target) FROM STDIN (FORMAT csv)")
+        .map_err(|e| db_error("COPY cargo", e))?;
+    {
+        let mut csv = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(&mut writer);
+        let now = "now";
+        for s in &manifest.samples {
+            csv.write_record([now, s.image_path.as_str(), &s.target.to_string()])
+                .map_err(|e| db_error("COPY cargo", e))?;
+        }
+        csv.flush().map_err(|e| db_error("COPY cargo", e))?;
+    }
+    let rows = writer.finish().map_err(|e| db_error("COPY cargo", e))?;
+    tx.commit().map_err(|e| db_error("commit", e))?;
+    Ok(rows)
+}
+
+fn check_sample(s: &Sample, row: usize) -> Result<()> {
+    if s.image_path.chars().count() > 255 {
+        return Err(Error::invalid(
+            "image_path",
+            format!(
+                "manifest row {}: path longer than the column's 255 characters: {}",
+                row + 1,
+                s.image_path
+            ),
+        ));
+    }
+    if i32::try_from(s.target).is_err() {
+        return Err(Error::invalid(
+            "target",
+            format!(
+                "manifest row {}: class id {} does not fit an int",
+                row + 1,
+                s.target
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Inserts one row (its own transaction) and returns its id.
+pub fn insert_row(client: &mut Client, sample: &Sample) -> Result<i32> {
+    check_sample(sample, 0)?;
+    let row = client
+        .query_one(
+            "INSERT INTO cargo (timestamp, image_path, target) VALUES (localtimestamp, $1, $2) RETURNING id",
+            &[&sample.image_path, &(sample.target as i32)],
+        )
+        .map_err(|e| db_error("insert into cargo", e))?;
+    Ok(row.get(0))
+}
+
+/// Inserts rows sampled uniformly (seeded) from `pool` at `rate` rows per second until
+/// `count` rows are in (when given) or `stop` is set. Returns the rows inserted.
+pub fn trickle(
+    client: &mut Client,
+    pool: &Manifest,
+    rate: f64,
+    count: Option<u64>,
+    seed: u64,
+    stop: &AtomicBool,
+) -> Result<u64> {
+    if pool.is_empty() {
+        return Err(Error::invalid("pool", "no samples to draw from"));
+    }
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(Error::invalid(
+            "rate",
+            format!("must be a positive number of rows per second, got {rate}"),
+        ));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut inserted = 0u64;
+    while count.is_none_or(|c| inserted < c) && !stop.load(Ordering::Relaxed) {
+        let due = started + period.mul_f64(inserted as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep((due - now).min(Duration::from_millis(200)));
+            continue;
+        }
+        let sample = &pool.samples[rng.random_range(0..pool.len())];
+        insert_row(client, sample)?;
+        inserted += 1;
+    }
+    Ok(inserted)
+}
