@@ -57,3 +57,14 @@ pub fn find_wheel(
     )
     .into())
 }
+
+/// The exit code of a program whose work returned `result`: 0, or 2 after printing the error.
+pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
