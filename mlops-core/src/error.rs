@@ -101,6 +101,14 @@ pub enum Error {
         /// The database's error.
         reason: String,
     },
+    /// A Kafka operation failed.
+    #[error("kafka: {what}: {reason}")]
+    Kafka {
+        /// What was being done.
+        what: String,
+        /// The client's error.
+        reason: String,
+    },
     /// A data set has no usable classes or images.
     #[error("{root}: {reason}")]
     EmptyDataset {

@@ -19,6 +19,8 @@ pub mod embed;
 pub mod error;
 pub mod experiment;
 pub mod imageio;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod model;
 pub mod predict;
 mod progress;

@@ -6,28 +6,11 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+mod common;
+
+use common::{fresh_db, pg_server_url as server_url};
 use mlops_core::dataset::{Manifest, Sample};
 use mlops_core::db::{bulk_load, connect, create_table, insert_row, redact, trickle};
-
-fn server_url() -> String {
-    std::env::var("MLOPS_TEST_PG_URL").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_PG_URL is not set: run the tests through `make test` (scripts/with-services.sh starts PostgreSQL)")
-    })
-}
-
-/// A fresh database named `name`, and its URL.
-fn fresh_db(name: &str) -> String {
-    let url = server_url();
-    let mut admin = connect(Some(&url)).unwrap();
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
-        .unwrap();
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
-}
 
 fn manifest(n: usize) -> Manifest {
     Manifest::new(

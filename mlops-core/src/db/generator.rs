@@ -16,7 +16,18 @@ use crate::error::{Error, Result};
 /// Connects to `url` (`postgresql://user:password@host:port/db`); without one, the usual
 /// `PG*` environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`).
 pub fn connect(url: Option<&str>) -> Result<Client> {
-    let config = match url {
+    let shown = url
+        .map(redact)
+        .unwrap_or_else(|| "the PG* environment".into());
+    connect_config(url)?
+        .connect(NoTls)
+        .map_err(|e| db_error(&format!("connect to {shown}"), e))
+}
+
+/// The connection settings [`connect`] uses, with a 10 s connect timeout and TCP keepalives
+/// (so a vanished server is noticed).
+pub fn connect_config(url: Option<&str>) -> Result<postgres::Config> {
+    let text = match url {
         Some(url) => url.to_string(),
         None => {
             let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
@@ -30,10 +41,19 @@ pub fn connect(url: Option<&str>) -> Result<Client> {
             )
         }
     };
-    let shown = url
-        .map(redact)
-        .unwrap_or_else(|| "the PG* environment".into());
-    Client::connect(&config, NoTls).map_err(|e| db_error(&format!("connect to {shown}"), e))
+    let mut config: postgres::Config = text.parse().map_err(|e| {
+        Error::invalid(
+            "url",
+            format!(
+                "{} is not a PostgreSQL URL: {e}",
+                url.map(redact).unwrap_or_default()
+            ),
+        )
+    })?;
+    config.connect_timeout(Duration::from_secs(10));
+    config.keepalives(true);
+    config.keepalives_idle(Duration::from_secs(30));
+    Ok(config)
 }
 
 /// Creates `cargo` if absent; with `drop_existing`, drops it first (its rows are lost).

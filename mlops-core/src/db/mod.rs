@@ -1,9 +1,15 @@
 //! PostgreSQL (feature `postgres`): the data generator that fills the original's `cargo`
-//! table.
+//! table, and the streaming predictor that turns its rows into `cargo_prediction` exactly once.
 
+pub mod batch;
 mod generator;
+pub mod sink;
+pub mod stream;
+pub mod tail;
 
-pub use generator::{bulk_load, connect, create_table, insert_row, trickle};
+pub use batch::{BatchOutcome, predict_rows};
+pub use generator::{bulk_load, connect, connect_config, create_table, insert_row, trickle};
+pub use stream::{StreamConfig, StreamStats, stream_predictions};
 
 use crate::error::Error;
 
@@ -42,4 +48,28 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+/// Whether `e` is a lost or refused connection worth retrying (the server restarting, a
+/// network error), as opposed to a bad password or a bad statement.
+pub fn is_transient(e: &postgres::Error) -> bool {
+    if e.is_closed() {
+        return true;
+    }
+    if let Some(code) = e.code() {
+        let code = code.code();
+        return code.starts_with("08")
+            || code.starts_with("57P")
+            || code.starts_with("53")
+            || code == "40001"
+            || code == "40P01";
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }

@@ -113,3 +113,24 @@ pub fn test_cache(name: &str) -> std::path::PathBuf {
         .join("../target/test-cache")
         .join(name)
 }
+
+/// The URL of the test PostgreSQL server, or a panic saying how to start it.
+pub fn pg_server_url() -> String {
+    std::env::var("MLOPS_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!("MLOPS_TEST_PG_URL is not set: run the tests through `make test` (scripts/with-services.sh starts PostgreSQL)")
+    })
+}
+
+/// A fresh, empty database named `name` on the test server, and its URL.
+pub fn fresh_db(name: &str) -> String {
+    let url = pg_server_url();
+    let mut admin = mlops_core::db::connect(Some(&url)).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}

@@ -1,0 +1,219 @@
+//! The streaming predictor: tails the `cargo` table, predicts new rows in batches with a model
+//! package and writes `cargo_prediction` exactly once (see `mlops_core::db::stream`). Stops
+//! cleanly on Ctrl-C or SIGTERM after the batch in hand.
+//!
+//! ```text
+//! cargo run --release --example stream -- --url postgresql://user:pw@127.0.0.1:5432/db \
+//!     --package target/demo/models/monday --data-root data/monday
+//! ```
+//!
+//! With `--compare` it is a benchmark instead: on a copy of the rows it times a direct batch
+//! prediction of the same images, the stream end to end, and a row-at-a-time stream (one
+//! model call and one commit per row, like the original's consumer).
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use mlops_core::db::{StreamConfig, connect, stream_predictions};
+use mlops_core::predict::Predictor;
+use mlops_core::train::ComputeBackend;
+
+/// Stream predictions from `cargo` into `cargo_prediction`.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Source database URL; without it the PG* environment variables are used.
+    #[arg(long)]
+    url: Option<String>,
+    /// Database for the predictions (default: the source database).
+    #[arg(long)]
+    sink_url: Option<String>,
+    /// Model package (folder, file://, s3:// URI).
+    #[arg(long)]
+    package: String,
+    /// Folder the rows' image paths are relative to.
+    #[arg(long)]
+    data_root: PathBuf,
+    /// Consumer name; its position is kept under this name.
+    #[arg(long, default_value = "cargo_prediction")]
+    stream: String,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Milliseconds between polls that find nothing.
+    #[arg(long, default_value_t = 500)]
+    poll_ms: u64,
+    /// Seconds a missing id is awaited after every transaction that could hold it ended.
+    #[arg(long, default_value_t = 600)]
+    gap_grace_s: u64,
+    /// Stop once caught up instead of waiting for new rows.
+    #[arg(long)]
+    until_idle: bool,
+    /// Compute backend: flex or ndarray.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Benchmark: time batch prediction, the stream and a row-at-a-time stream over the
+    /// first N rows of `cargo` (copied into scratch tables, the real ones untouched).
+    #[arg(long)]
+    compare: Option<usize>,
+    /// Rows for the row-at-a-time stream in the benchmark (it is slow).
+    #[arg(long, default_value_t = 300)]
+    compare_row_at_a_time: usize,
+}
+
+fn stop_flag() -> Result<Arc<AtomicBool>, Box<dyn std::error::Error>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("stopping after the current batch");
+        flag.store(true, Ordering::Relaxed);
+    })?;
+    Ok(stop)
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let predictor = Predictor::load(&args.package, ComputeBackend::parse(&args.backend)?)?;
+    let version = model_version(&args.package)?;
+    let config = StreamConfig {
+        source_url: args.url.clone(),
+        sink_url: args.sink_url.clone(),
+        data_root: args.data_root.clone(),
+        stream: args.stream.clone(),
+        batch_size: args.batch_size,
+        poll_interval: Duration::from_millis(args.poll_ms),
+        gap_grace: Duration::from_secs(args.gap_grace_s),
+        exit_when_idle: args.until_idle,
+        ..StreamConfig::default()
+    };
+    if let Some(n) = args.compare {
+        return compare(args, &config, &predictor, &version, n);
+    }
+    let stop = stop_flag()?;
+    let mut last_report = Instant::now();
+    let stats = stream_predictions(&config, &predictor, &version, &stop, &mut |s| {
+        if last_report.elapsed() >= Duration::from_secs(5) {
+            last_report = Instant::now();
+            eprintln!("{} rows ({} errors)", s.rows, s.errors);
+        }
+    })?;
+    eprintln!("{}", serde_json::to_string_pretty(&stats)?);
+    Ok(())
+}
+
+/// The package's weights hash (short) identifies the model in `cargo_prediction`.
+fn model_version(package: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let (metadata, _) = mlops_core::artifact::load_parts(package)?;
+    Ok(metadata.version().to_string())
+}
+
+/// The benchmark: the first `n` rows of `cargo` are copied into a scratch schema, and the
+/// same images are predicted three ways.
+fn compare(
+    args: &Args,
+    config: &StreamConfig,
+    predictor: &Predictor,
+    version: &str,
+    n: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut client = connect(args.url.as_deref())?;
+    let paths: Vec<PathBuf> = client
+        .query(
+            "SELECT image_path FROM cargo ORDER BY id LIMIT $1",
+            &[&(n as i64)],
+        )?
+        .iter()
+        .map(|r| args.data_root.join(r.get::<_, String>(0)))
+        .collect();
+    let n = paths.len();
+
+    let started = Instant::now();
+    let direct = predictor.predict_paths(&paths)?;
+    let batch_rate = n as f64 / started.elapsed().as_secs_f64();
+    let failed = direct.iter().filter(|r| r.is_err()).count();
+    eprintln!("batch prediction:  {n} images, {batch_rate:.1} rows/s ({failed} unreadable)");
+
+    let stream_rate = scratch_stream(&mut client, config, predictor, version, n)?;
+    eprintln!(
+        "stream (batch {}): {stream_rate:.1} rows/s = {:.1}% of batch prediction",
+        config.batch_size,
+        100.0 * stream_rate / batch_rate
+    );
+    let m = args.compare_row_at_a_time.min(n);
+    let single = StreamConfig {
+        batch_size: 1,
+        ..config.clone()
+    };
+    let one = predictor_with_batch(args, 1)?;
+    let row_rate = scratch_stream(&mut client, &single, &one, version, m)?;
+    eprintln!(
+        "row at a time:     {m} rows, {row_rate:.1} rows/s; the stream is {:.1}x faster",
+        stream_rate / row_rate
+    );
+    Ok(())
+}
+
+fn predictor_with_batch(
+    args: &Args,
+    batch: usize,
+) -> Result<Predictor, Box<dyn std::error::Error>> {
+    let mut p = Predictor::load(&args.package, ComputeBackend::parse(&args.backend)?)?;
+    p.batch_size = batch;
+    Ok(p)
+}
+
+/// Streams the first `n` rows of `cargo` from a scratch copy (schema `mlops_bench`, dropped
+/// afterwards) and returns rows per second end to end.
+fn scratch_stream(
+    client: &mut postgres::Client,
+    config: &StreamConfig,
+    predictor: &Predictor,
+    version: &str,
+    n: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    client
+        .batch_execute("DROP SCHEMA IF EXISTS mlops_bench CASCADE; CREATE SCHEMA mlops_bench;")?;
+    client.execute(
+        "CREATE TABLE mlops_bench.cargo AS SELECT * FROM cargo ORDER BY id LIMIT $1",
+        &[&(n as i64)],
+    )?;
+    client.batch_execute("ALTER TABLE mlops_bench.cargo ADD PRIMARY KEY (id)")?;
+    let scoped = |url: &Option<String>| -> Result<Option<String>, Box<dyn std::error::Error>> {
+        let base = match url {
+            Some(u) => u.clone(),
+            None => return Err("--compare needs --url".into()),
+        };
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Ok(Some(format!(
+            "{base}{sep}options=-csearch_path%3Dmlops_bench"
+        )))
+    };
+    let bench = StreamConfig {
+        source_url: scoped(&config.source_url)?,
+        sink_url: None,
+        exit_when_idle: true,
+        stream: "bench".into(),
+        ..config.clone()
+    };
+    let started = Instant::now();
+    let stats = stream_predictions(
+        &bench,
+        predictor,
+        version,
+        &AtomicBool::new(false),
+        &mut |_| {},
+    )?;
+    let rate = stats.rows as f64 / started.elapsed().as_secs_f64();
+    client.batch_execute("DROP SCHEMA mlops_bench CASCADE")?;
+    Ok(rate)
+}
+
+fn main() -> ExitCode {
+    mlops_examples::exit_code(run(&Args::parse()))
+}

@@ -1,0 +1,116 @@
+//! Predicting a batch of source rows: each row becomes a prediction or an error with a reason.
+
+use std::path::{Component, Path, PathBuf};
+
+use super::sink::{ErrorRow, PredictionRow};
+use super::tail::SourceRow;
+use crate::error::Result;
+use crate::predict::Predictor;
+
+/// What a batch of rows became.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct BatchOutcome {
+    /// Rows predicted.
+    pub predictions: Vec<PredictionRow>,
+    /// Rows that could not be predicted.
+    pub errors: Vec<ErrorRow>,
+    /// Predicted rows whose true `target` is not a class of the model (they are predicted all
+    /// the same; live accuracy counts them as wrong).
+    pub unknown_targets: u64,
+}
+
+/// `image_path` under `root`, or why it is refused: a missing path, an absolute one, or one
+/// that climbs out with `..`.
+pub fn resolve_image_path(
+    root: &Path,
+    image_path: Option<&str>,
+) -> std::result::Result<PathBuf, String> {
+    let Some(relative) = image_path else {
+        return Err("image_path is NULL".into());
+    };
+    if relative.is_empty() {
+        return Err("image_path is empty".into());
+    }
+    let path = Path::new(relative);
+    if path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "image_path {relative:?} leaves the data root (absolute or with `..`)"
+        ));
+    }
+    Ok(root.join(path))
+}
+
+/// Predicts `rows` (images under `root`) with `predictor`. A row whose image is missing or
+/// undecodable becomes an error; only a model failure is an `Err`.
+pub fn predict_rows(
+    predictor: &Predictor,
+    root: &Path,
+    rows: &[SourceRow],
+) -> Result<BatchOutcome> {
+    let mut outcome = BatchOutcome::default();
+    let mut paths = Vec::with_capacity(rows.len());
+    let mut readable = Vec::with_capacity(rows.len());
+    for row in rows {
+        match resolve_image_path(root, row.image_path.as_deref()) {
+            Ok(path) => {
+                paths.push(path);
+                readable.push(row);
+            }
+            Err(reason) => outcome.errors.push(error_row(row, reason)),
+        }
+    }
+    let classes = predictor.classes().len();
+    for (row, result) in readable.into_iter().zip(predictor.predict_paths(&paths)?) {
+        match result {
+            Ok(p) => {
+                if row.target.is_none_or(|t| t < 0 || t as usize >= classes) {
+                    outcome.unknown_targets += 1;
+                }
+                outcome.predictions.push(PredictionRow {
+                    id: row.id,
+                    timestamp: row.timestamp.clone(),
+                    target: p.class_id as i32,
+                    probability: p.confidence(),
+                });
+            }
+            Err(e) => outcome.errors.push(error_row(row, e.to_string())),
+        }
+    }
+    outcome.errors.sort_by_key(|e| e.id);
+    Ok(outcome)
+}
+
+fn error_row(row: &SourceRow, reason: String) -> ErrorRow {
+    ErrorRow {
+        id: row.id,
+        timestamp: row.timestamp.clone(),
+        image_path: row.image_path.clone(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_that_leave_the_root_are_refused() {
+        let root = Path::new("/data");
+        assert_eq!(
+            resolve_image_path(root, Some("brick/a b'c.jpg")).unwrap(),
+            PathBuf::from("/data/brick/a b'c.jpg")
+        );
+        assert!(resolve_image_path(root, Some("./brick/x.jpg")).is_ok());
+        for bad in ["../etc/passwd", "/etc/passwd", "brick/../../x.jpg", ""] {
+            let e = resolve_image_path(root, Some(bad)).unwrap_err();
+            assert!(!e.is_empty(), "{bad}");
+        }
+        assert_eq!(
+            resolve_image_path(root, None).unwrap_err(),
+            "image_path is NULL"
+        );
+    }
+}

@@ -1,0 +1,113 @@
+//! The output side of streaming: `cargo_prediction` (one row per source id) and
+//! `cargo_prediction_error` (rows that could not be predicted, with the reason), and
+//! `cargo_class` (the model's class names, for dashboards).
+
+use postgres::GenericClient;
+
+/// The output tables. `id` is the source row's id in both, so a write is idempotent.
+pub const PREDICTION_TABLES_SQL: &str = "
+CREATE TABLE IF NOT EXISTS cargo_prediction (
+    id int PRIMARY KEY,
+    timestamp timestamp,
+    target int NOT NULL,
+    probability real NOT NULL,
+    model_version text NOT NULL,
+    predicted_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS cargo_prediction_predicted_at ON cargo_prediction (predicted_at);
+CREATE TABLE IF NOT EXISTS cargo_prediction_error (
+    id int PRIMARY KEY,
+    timestamp timestamp,
+    image_path text,
+    reason text NOT NULL,
+    model_version text NOT NULL,
+    failed_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cargo_class (
+    id int PRIMARY KEY,
+    name text NOT NULL
+);";
+
+/// One predicted row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRow {
+    /// Source id.
+    pub id: i32,
+    /// Source timestamp (PostgreSQL text form).
+    pub timestamp: Option<String>,
+    /// Predicted class id.
+    pub target: i32,
+    /// Its probability.
+    pub probability: f32,
+}
+
+/// One row that could not be predicted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRow {
+    /// Source id.
+    pub id: i32,
+    /// Source timestamp (PostgreSQL text form).
+    pub timestamp: Option<String>,
+    /// Source image path.
+    pub image_path: Option<String>,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// Creates the output tables if absent.
+pub fn ensure_prediction_tables(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    client.batch_execute(PREDICTION_TABLES_SQL)
+}
+
+/// Records the model's class names in `cargo_class` (for dashboards), replacing names of the
+/// same ids.
+pub fn write_classes(
+    client: &mut impl GenericClient,
+    names: &[String],
+) -> Result<(), postgres::Error> {
+    let ids: Vec<i32> = (0..names.len() as i32).collect();
+    client.execute(
+        "INSERT INTO cargo_class (id, name) SELECT * FROM UNNEST($1::int[], $2::text[])
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name",
+        &[&ids, &names],
+    )?;
+    Ok(())
+}
+
+/// Writes predictions and errors with one statement each. Rows whose id is already there are
+/// left as they are (`ON CONFLICT DO NOTHING`). Returns the rows written (predictions, errors).
+pub fn write_outcomes(
+    client: &mut impl GenericClient,
+    predictions: &[PredictionRow],
+    errors: &[ErrorRow],
+    model_version: &str,
+) -> Result<(u64, u64), postgres::Error> {
+    let mut written = (0, 0);
+    if !predictions.is_empty() {
+        let ids: Vec<i32> = predictions.iter().map(|p| p.id).collect();
+        let times: Vec<Option<&str>> = predictions.iter().map(|p| p.timestamp.as_deref()).collect();
+        let targets: Vec<i32> = predictions.iter().map(|p| p.target).collect();
+        let probs: Vec<f32> = predictions.iter().map(|p| p.probability).collect();
+        written.0 = client.execute(
+            "INSERT INTO cargo_prediction (id, timestamp, target, probability, model_version)
+             SELECT u.id, u.ts::timestamp, u.target, u.probability, $5
+             FROM UNNEST($1::int[], $2::text[], $3::int[], $4::real[]) AS u(id, ts, target, probability)
+             ON CONFLICT (id) DO NOTHING",
+            &[&ids, &times, &targets, &probs, &model_version],
+        )?;
+    }
+    if !errors.is_empty() {
+        let ids: Vec<i32> = errors.iter().map(|e| e.id).collect();
+        let times: Vec<Option<&str>> = errors.iter().map(|e| e.timestamp.as_deref()).collect();
+        let paths: Vec<Option<&str>> = errors.iter().map(|e| e.image_path.as_deref()).collect();
+        let reasons: Vec<&str> = errors.iter().map(|e| e.reason.as_str()).collect();
+        written.1 = client.execute(
+            "INSERT INTO cargo_prediction_error (id, timestamp, image_path, reason, model_version)
+             SELECT u.id, u.ts::timestamp, u.path, u.reason, $5
+             FROM UNNEST($1::int[], $2::text[], $3::text[], $4::text[]) AS u(id, ts, path, reason)
+             ON CONFLICT (id) DO NOTHING",
+            &[&ids, &times, &paths, &reasons, &model_version],
+        )?;
+    }
+    Ok(written)
+}

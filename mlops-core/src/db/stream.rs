@@ -1,0 +1,309 @@
+//! The streaming predictor: tails `cargo`, predicts in batches and writes `cargo_prediction`,
+//! exactly once.
+//!
+//! Each batch's predictions, errors and the consumer's position (see [`super::tail`]) commit in
+//! one transaction of the output database, so a crash at any point either keeps the whole
+//! batch or none of it; a restart reloads the position and carries on. Lost connections (a
+//! database restart) are retried with exponential backoff; a wrong password, a missing table
+//! or a model failure stops the stream with an error.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use postgres::Client;
+use serde::{Deserialize, Serialize};
+
+use super::batch::predict_rows;
+use super::sink::{ensure_prediction_tables, write_classes, write_outcomes};
+use super::tail::{
+    Position, advance, ensure_position_tables, gap_ages, load_position, poll, save_position,
+};
+use super::{connect_config, db_error, is_transient, redact};
+use crate::error::{Error, Result};
+use crate::predict::Predictor;
+
+/// How to stream.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Database holding `cargo` (`None`: the `PG*` environment variables).
+    pub source_url: Option<String>,
+    /// Database for `cargo_prediction` and the position (`None`: the source database).
+    pub sink_url: Option<String>,
+    /// Folder the rows' `image_path`s are relative to.
+    pub data_root: PathBuf,
+    /// Name of this consumer's position; streams with different names are independent.
+    pub stream: String,
+    /// Rows per batch (one model call and one commit).
+    pub batch_size: usize,
+    /// Wait between polls that found nothing.
+    pub poll_interval: Duration,
+    /// Longest wait between reconnection attempts (the backoff doubles from 100 ms up to this).
+    pub max_backoff: Duration,
+    /// How long a missing id is waited for after every transaction that could hold it has
+    /// ended (see [`super::tail`]).
+    pub gap_grace: Duration,
+    /// Stop when a poll finds no rows and no id is awaited (for batch runs and tests).
+    pub exit_when_idle: bool,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            source_url: None,
+            sink_url: None,
+            data_root: PathBuf::from("."),
+            stream: "cargo_prediction".into(),
+            batch_size: 64,
+            poll_interval: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            gap_grace: Duration::from_secs(600),
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// Counters of a stream run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamStats {
+    /// Rows consumed (predicted + errors).
+    pub rows: u64,
+    /// Rows predicted.
+    pub predicted: u64,
+    /// Rows sent to the error table.
+    pub errors: u64,
+    /// Predicted rows whose true target is not one of the model's classes.
+    pub unknown_targets: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Reconnections after lost connections.
+    pub reconnects: u64,
+    /// Batches dropped because another consumer of the same stream moved the position.
+    pub conflicts: u64,
+    /// Ids still awaited (gaps) at the end.
+    pub awaited_ids: usize,
+    /// Seconds the run took.
+    pub seconds: f64,
+}
+
+/// Why a step stopped.
+pub(crate) enum StepError {
+    /// The connection was lost: reconnect and go on.
+    Transient(String),
+    /// Stop the stream.
+    Fatal(Error),
+}
+
+pub(crate) fn classify(what: &str, e: postgres::Error) -> StepError {
+    if is_transient(&e) {
+        StepError::Transient(db_error(what, e).to_string())
+    } else {
+        StepError::Fatal(db_error(what, e))
+    }
+}
+
+/// Open connections and the position read through them.
+struct Session {
+    source: Client,
+    sink: Option<Client>,
+    position: Option<Position>,
+}
+
+impl Session {
+    fn open(config: &StreamConfig, classes: &[String]) -> std::result::Result<Self, StepError> {
+        let source = open_client(config.source_url.as_deref())?;
+        let sink = match &config.sink_url {
+            Some(url) => Some(open_client(Some(url))?),
+            None => None,
+        };
+        let mut session = Session {
+            source,
+            sink,
+            position: None,
+        };
+        ensure_tables(session.sink(), classes)
+            .map_err(|e| classify("create the output tables", e))?;
+        Ok(session)
+    }
+
+    fn sink(&mut self) -> &mut Client {
+        self.sink.as_mut().unwrap_or(&mut self.source)
+    }
+}
+
+/// Creates the output and position tables. Concurrent `CREATE TABLE IF NOT EXISTS` of the same
+/// table can fail in PostgreSQL, so starting consumers take turns on an advisory lock. The
+/// model's class names go to `cargo_class`.
+pub(crate) fn ensure_tables(
+    client: &mut Client,
+    classes: &[String],
+) -> std::result::Result<(), postgres::Error> {
+    let mut tx = client.transaction()?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('mlops.stream.tables'))",
+        &[],
+    )?;
+    ensure_prediction_tables(&mut tx)?;
+    ensure_position_tables(&mut tx)?;
+    write_classes(&mut tx, classes)?;
+    tx.commit()
+}
+
+pub(crate) fn open_client(url: Option<&str>) -> std::result::Result<Client, StepError> {
+    let shown = url.map_or_else(|| "the PG* environment".into(), redact);
+    connect_config(url)
+        .map_err(StepError::Fatal)?
+        .connect(postgres::NoTls)
+        .map_err(|e| classify(&format!("connect to {shown}"), e))
+}
+
+/// What one step did.
+enum Step {
+    /// Nothing new.
+    Idle,
+    /// A batch was committed or dropped.
+    Worked,
+}
+
+/// Runs the stream until `stop` is set (or, with `exit_when_idle`, until it has caught up).
+/// `progress` is called after every committed batch. The first connection must succeed;
+/// later lost connections are retried.
+pub fn stream_predictions(
+    config: &StreamConfig,
+    predictor: &Predictor,
+    model_version: &str,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(&StreamStats),
+) -> Result<StreamStats> {
+    if config.batch_size == 0 {
+        return Err(Error::invalid("batch_size", "must be at least 1"));
+    }
+    let started = Instant::now();
+    let mut stats = StreamStats::default();
+    let mut session = Some(Session::open(config, predictor.classes().names()).map_err(
+        |e| match e {
+            StepError::Transient(reason) | StepError::Fatal(Error::Database { reason, .. }) => {
+                Error::Database {
+                    what: "start the stream".into(),
+                    reason,
+                }
+            }
+            StepError::Fatal(e) => e,
+        },
+    )?);
+    let mut backoff = Duration::from_millis(100);
+    let mut awaited = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let result = match session.as_mut() {
+            Some(s) => step(s, config, predictor, model_version, &mut stats),
+            None => Session::open(config, predictor.classes().names()).map(|s| {
+                session = Some(s);
+                Step::Worked
+            }),
+        };
+        match result {
+            Ok(step) => {
+                backoff = Duration::from_millis(100);
+                if let Some(p) = session.as_ref().and_then(|s| s.position.as_ref()) {
+                    awaited = p.gaps.len();
+                }
+                if matches!(step, Step::Idle) {
+                    if config.exit_when_idle && awaited == 0 {
+                        break;
+                    }
+                    sleep_unless_stopped(config.poll_interval, stop);
+                } else {
+                    progress(&stats);
+                }
+            }
+            Err(StepError::Transient(reason)) => {
+                session = None;
+                stats.reconnects += 1;
+                eprintln!(
+                    "stream {}: connection lost ({reason}); retrying in {:.1} s",
+                    config.stream,
+                    backoff.as_secs_f64()
+                );
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(config.max_backoff);
+            }
+            Err(StepError::Fatal(e)) => return Err(e),
+        }
+    }
+    stats.awaited_ids = awaited;
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Polls once and commits what it found.
+fn step(
+    session: &mut Session,
+    config: &StreamConfig,
+    predictor: &Predictor,
+    model_version: &str,
+    stats: &mut StreamStats,
+) -> std::result::Result<Step, StepError> {
+    let stream = config.stream.as_str();
+    if session.position.is_none() {
+        let p =
+            load_position(session.sink(), stream).map_err(|e| classify("load the position", e))?;
+        session.position = Some(p);
+    }
+    let position = session.position.clone().unwrap_or_default();
+    let polled = poll(&mut session.source, &position, config.batch_size)
+        .map_err(|e| classify("read cargo", e))?;
+    let ages = if position.gaps.values().any(|g| polled.xmin >= g.horizon) {
+        gap_ages(session.sink(), stream).map_err(|e| classify("read the gaps", e))?
+    } else {
+        Default::default()
+    };
+    let next = advance(&position, &polled, |id, _| {
+        ages.get(&id).is_some_and(|age| *age >= config.gap_grace)
+    });
+    if polled.rows.is_empty() && next.closed.is_empty() && next.opened.is_empty() {
+        return Ok(Step::Idle);
+    }
+    let outcome =
+        predict_rows(predictor, &config.data_root, &polled.rows).map_err(StepError::Fatal)?;
+    let sink = session.sink();
+    let mut tx = sink.transaction().map_err(|e| classify("begin", e))?;
+    write_outcomes(
+        &mut tx,
+        &outcome.predictions,
+        &outcome.errors,
+        model_version,
+    )
+    .map_err(|e| classify("write cargo_prediction", e))?;
+    // A unique violation means another consumer saved this stream's first position first.
+    let saved = match save_position(&mut tx, stream, position.version, &next) {
+        Ok(saved) => saved,
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => false,
+        Err(e) => return Err(classify("save the position", e)),
+    };
+    if !saved {
+        drop(tx);
+        stats.conflicts += 1;
+        session.position = None;
+        return Ok(Step::Worked);
+    }
+    tx.commit().map_err(|e| classify("commit", e))?;
+    session.position = Some(next.position);
+    stats.rows += polled.rows.len() as u64;
+    stats.predicted += outcome.predictions.len() as u64;
+    stats.errors += outcome.errors.len() as u64;
+    stats.unknown_targets += outcome.unknown_targets;
+    stats.batches += 1;
+    Ok(Step::Worked)
+}
+
+/// Sleeps up to `total`, waking early when `stop` is set.
+pub(crate) fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + total;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= until {
+            break;
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(50)));
+    }
+}

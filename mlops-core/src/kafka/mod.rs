@@ -1,0 +1,28 @@
+//! Kafka (feature `kafka`): scale-out past one machine. [`publish`] puts new `cargo` rows on a
+//! topic in the original's Kafka Connect JSON format (Kafka Connect itself is not needed);
+//! [`consume`] predicts from such a topic in a consumer group, several consumers splitting
+//! its partitions, and writes `cargo_prediction` idempotently (keyed by the source id).
+//!
+//! Delivery is at least once on both hops (the publisher saves its position after the broker
+//! acknowledged a batch; a consumer commits its offsets after the database committed), and
+//! the write is idempotent, so every row ends up predicted exactly once.
+
+pub mod consume;
+pub mod message;
+pub mod publish;
+
+pub use consume::{ConsumeConfig, ConsumeStats, consume_topic};
+pub use publish::{PublishConfig, PublishStats, ensure_topic, publish_rows};
+
+use crate::error::Error;
+
+/// The topic the original's Kafka Connect source wrote to.
+pub const DEFAULT_TOPIC: &str = "postgres-source-cargo";
+
+/// A Kafka error for `what`.
+pub(crate) fn kafka_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Kafka {
+        what: what.to_string(),
+        reason: e.to_string(),
+    }
+}

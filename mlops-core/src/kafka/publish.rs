@@ -1,0 +1,204 @@
+//! Publishing new `cargo` rows to a topic, as the original's Kafka Connect JDBC source did, but
+//! without skipping rows that commit out of id order (the same tail as the streaming
+//! predictor, [`crate::db::tail`]). Each row is keyed by its id, so a row always goes to the
+//! same partition. The position is saved in the source database after the broker has
+//! acknowledged the batch.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use serde::{Deserialize, Serialize};
+
+use super::{DEFAULT_TOPIC, kafka_error, message};
+use crate::db::stream::{StepError, classify, open_client, sleep_unless_stopped};
+use crate::db::tail::{
+    advance, ensure_position_tables, gap_ages, load_position, poll, save_position,
+};
+use crate::error::{Error, Result};
+
+/// How to publish.
+#[derive(Debug, Clone)]
+pub struct PublishConfig {
+    /// Database holding `cargo` and the publisher's position.
+    pub source_url: Option<String>,
+    /// Kafka bootstrap servers (`host:port,...`).
+    pub brokers: String,
+    /// Topic.
+    pub topic: String,
+    /// Rows per batch.
+    pub batch_size: usize,
+    /// Wait between polls that found nothing.
+    pub poll_interval: Duration,
+    /// How long a missing id is awaited (see [`crate::db::tail`]).
+    pub gap_grace: Duration,
+    /// Stop once caught up.
+    pub exit_when_idle: bool,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig {
+            source_url: None,
+            brokers: "127.0.0.1:9092".into(),
+            topic: DEFAULT_TOPIC.into(),
+            batch_size: 500,
+            poll_interval: Duration::from_millis(500),
+            gap_grace: Duration::from_secs(600),
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// Counters of a publish run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PublishStats {
+    /// Rows published (acknowledged by the broker).
+    pub rows: u64,
+    /// Batches.
+    pub batches: u64,
+    /// Seconds the run took.
+    pub seconds: f64,
+}
+
+/// Counts failed deliveries.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` partitions (replication 1) unless it exists.
+pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| kafka_error(&format!("connect to {brokers}"), e))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| kafka_error("start a runtime", e))?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = runtime
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &options,
+        ))
+        .map_err(|e| kafka_error(&format!("create topic {topic}"), e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(kafka_error(&format!("create topic {name}"), code)),
+        }
+    }
+    Ok(())
+}
+
+/// Publishes rows of `cargo` after the saved position until `stop` is set (or, with
+/// `exit_when_idle`, until caught up). The position is kept under the name `kafka:<topic>`.
+pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<PublishStats> {
+    let started = Instant::now();
+    let stream = format!("kafka:{}", config.topic);
+    let producer: BaseProducer<Deliveries> = ClientConfig::new()
+        .set("bootstrap.servers", &config.brokers)
+        .set("message.timeout.ms", "30000")
+        .set("linger.ms", "5")
+        .create_with_context(Deliveries::default())
+        .map_err(|e| kafka_error(&format!("connect to {}", config.brokers), e))?;
+    let fatal = |e: StepError| match e {
+        StepError::Transient(reason) => Error::Database {
+            what: "publish".into(),
+            reason,
+        },
+        StepError::Fatal(e) => e,
+    };
+    let mut client = open_client(config.source_url.as_deref()).map_err(fatal)?;
+    ensure_position_tables(&mut client)
+        .map_err(|e| fatal(classify("create the position tables", e)))?;
+    let mut position =
+        load_position(&mut client, &stream).map_err(|e| fatal(classify("load the position", e)))?;
+    let mut stats = PublishStats::default();
+    while !stop.load(Ordering::Relaxed) {
+        let polled = poll(&mut client, &position, config.batch_size)
+            .map_err(|e| fatal(classify("read cargo", e)))?;
+        let ages = if position.gaps.values().any(|g| polled.xmin >= g.horizon) {
+            gap_ages(&mut client, &stream).map_err(|e| fatal(classify("read the gaps", e)))?
+        } else {
+            Default::default()
+        };
+        let next = advance(&position, &polled, |id, _| {
+            ages.get(&id).is_some_and(|age| *age >= config.gap_grace)
+        });
+        if polled.rows.is_empty() && next.closed.is_empty() && next.opened.is_empty() {
+            if config.exit_when_idle && position.gaps.is_empty() {
+                break;
+            }
+            sleep_unless_stopped(config.poll_interval, stop);
+            continue;
+        }
+        let failed_before = producer.context().failed.load(Ordering::Relaxed);
+        for row in &polled.rows {
+            let key = row.id.to_string();
+            let payload = message::encode(row);
+            let mut record = BaseRecord::to(&config.topic).key(&key).payload(&payload);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        producer.poll(Duration::from_millis(50));
+                        record = r;
+                    }
+                    Err((e, _)) => {
+                        return Err(kafka_error(&format!("send to {}", config.topic), e));
+                    }
+                }
+            }
+        }
+        producer
+            .flush(Duration::from_secs(60))
+            .map_err(|e| kafka_error(&format!("deliver to {}", config.topic), e))?;
+        let failed = producer.context().failed.load(Ordering::Relaxed) - failed_before;
+        if failed > 0 {
+            return Err(kafka_error(
+                &format!("deliver to {}", config.topic),
+                format!(
+                    "{failed} of {} messages were not acknowledged",
+                    polled.rows.len()
+                ),
+            ));
+        }
+        let mut tx = client
+            .transaction()
+            .map_err(|e| fatal(classify("begin", e)))?;
+        if !save_position(&mut tx, &stream, position.version, &next)
+            .map_err(|e| fatal(classify("save the position", e)))?
+        {
+            return Err(Error::invalid(
+                "stream",
+                format!("another publisher moved the position of {stream}"),
+            ));
+        }
+        tx.commit().map_err(|e| fatal(classify("commit", e)))?;
+        position = next.position;
+        stats.rows += polled.rows.len() as u64;
+        stats.batches += 1;
+    }
+    stats.seconds = started.elapsed().as_secs_f64();
+    Ok(stats)
+}

@@ -1,0 +1,203 @@
+//! Kafka publishing and consuming against a real Kafka-protocol broker (tansu) and PostgreSQL,
+//! both started by `scripts/with-services.sh`. Each test has its own topic and database.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use common::{demo_data, fresh_db};
+use mlops_core::artifact::{ModelPackage, PackageInfo};
+use mlops_core::dataset::{ClassMap, Manifest};
+use mlops_core::db::{bulk_load, connect, create_table};
+use mlops_core::kafka::{
+    ConsumeConfig, PublishConfig, consume_topic, ensure_topic, message, publish_rows,
+};
+use mlops_core::model::{Backbone, BackboneKind, Classifier};
+use mlops_core::predict::Predictor;
+use mlops_core::train::ComputeBackend;
+use mlops_core::vision::Preprocess;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+fn brokers() -> String {
+    std::env::var("MLOPS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!("MLOPS_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (scripts/with-services.sh starts tansu)")
+    })
+}
+
+fn predictor() -> Predictor {
+    let device = ComputeBackend::Flex.device();
+    let model = Classifier::new(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        5,
+        5,
+        &device,
+    );
+    let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"]).unwrap();
+    let preprocess = Preprocess {
+        size: 32,
+        ..Preprocess::default()
+    };
+    let (package, _) =
+        ModelPackage::new(model, classes, preprocess, PackageInfo::default()).unwrap();
+    Predictor::from_package(package, device)
+}
+
+/// A database with `n` rows of the monday manifest in `cargo`.
+fn loaded_db(name: &str, n: usize) -> String {
+    let url = fresh_db(name);
+    let m = Manifest::read(&demo_data().join("monday.jsonl")).unwrap();
+    let mut client = connect(Some(&url)).unwrap();
+    create_table(&mut client, false).unwrap();
+    bulk_load(
+        &mut client,
+        &Manifest::new(m.samples.iter().cycle().take(n).cloned().collect()),
+    )
+    .unwrap();
+    url
+}
+
+fn publish(url: &str, topic: &str) -> u64 {
+    let config = PublishConfig {
+        source_url: Some(url.to_string()),
+        brokers: brokers(),
+        topic: topic.to_string(),
+        exit_when_idle: true,
+        batch_size: 300,
+        ..PublishConfig::default()
+    };
+    publish_rows(&config, &AtomicBool::new(false)).unwrap().rows
+}
+
+/// Every message of `topic` (waits until `n` arrived, up to 60 s).
+fn read_all(topic: &str, n: usize) -> Vec<(i32, Vec<u8>, Option<Vec<u8>>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", format!("reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while out.len() < n && std::time::Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push((
+                m.partition(),
+                m.payload().unwrap().to_vec(),
+                m.key().map(<[u8]>::to_vec),
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn published_rows_are_connect_json_keyed_by_id_and_not_repeated() {
+    let url = loaded_db("kafka_publish", 200);
+    let topic = "publish-test";
+    ensure_topic(&brokers(), topic, 2).unwrap();
+    ensure_topic(&brokers(), topic, 2).unwrap(); // exists: fine
+    assert_eq!(publish(&url, topic), 200);
+    // The position was saved: a second run publishes nothing.
+    assert_eq!(publish(&url, topic), 0);
+
+    let messages = read_all(topic, 200);
+    assert_eq!(messages.len(), 200);
+    let mut ids: Vec<i32> = Vec::new();
+    let mut partitions = std::collections::BTreeSet::new();
+    for (partition, payload, key) in &messages {
+        let json: serde_json::Value = serde_json::from_slice(payload).unwrap();
+        assert_eq!(json["schema"]["type"], "struct");
+        let fields: Vec<&str> = json["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["id", "timestamp", "image_path", "target"]);
+        let row = message::decode(payload).unwrap();
+        assert_eq!(key.as_deref(), Some(row.id.to_string().as_bytes()));
+        assert!(json["payload"]["timestamp"].as_i64().unwrap() > 1_600_000_000_000);
+        ids.push(row.id);
+        partitions.insert(*partition);
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=200).collect::<Vec<_>>());
+    assert_eq!(partitions.len(), 2, "keys spread over both partitions");
+}
+
+#[test]
+fn two_consumers_split_the_partitions_and_write_each_row_once() {
+    let url = loaded_db("kafka_consume", 2000);
+    let topic = "consume-test";
+    ensure_topic(&brokers(), topic, 2).unwrap();
+    assert_eq!(publish(&url, topic), 2000);
+    // Some messages that are not cargo rows: skipped and reported, not fatal.
+    let producer: rdkafka::producer::BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    producer
+        .send(rdkafka::producer::BaseRecord::<str, str>::to(topic).payload("not json"))
+        .unwrap();
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(10)).unwrap();
+
+    let predictor = predictor();
+    let config = ConsumeConfig {
+        brokers: brokers(),
+        topic: topic.to_string(),
+        group: "predict-test".into(),
+        sink_url: Some(url.clone()),
+        data_root: demo_data().join("monday"),
+        batch_size: 32,
+        session_timeout: Duration::from_secs(6),
+        exit_after_idle: Some(Duration::from_secs(12)),
+        ..ConsumeConfig::default()
+    };
+    let stop = AtomicBool::new(false);
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| consume_topic(&config, &predictor, "v1", &stop).unwrap());
+        let b = s.spawn(|| consume_topic(&config, &predictor, "v1", &stop).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    eprintln!("consumer a: {a:?}\nconsumer b: {b:?}");
+    assert!(
+        a.messages > 0 && b.messages > 0,
+        "both consumers got partitions"
+    );
+    assert_eq!(a.bad_messages + b.bad_messages, 1);
+    assert_eq!(a.predicted + b.predicted, 2000);
+    let mut client = connect(Some(&url)).unwrap();
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM cargo_prediction",
+            &[],
+        )
+        .unwrap();
+    let got: (i64, i64, i32, i32) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(got, (2000, 2000, 1, 2000));
+
+    // Replaying the topic from the start (a new group) writes nothing new.
+    let replay = ConsumeConfig {
+        group: "predict-replay".into(),
+        exit_after_idle: Some(Duration::from_secs(8)),
+        ..config.clone()
+    };
+    let r = consume_topic(&replay, &predictor, "v2", &stop).unwrap();
+    assert_eq!(r.messages, 2001);
+    assert_eq!(r.predicted, 0);
+    let versions: i64 = client
+        .query_one(
+            "SELECT count(*) FROM cargo_prediction WHERE model_version = 'v2'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 0);
+}
