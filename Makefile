@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-torch clean
+.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-torch bench-stream clean
 
 all: test
 
@@ -59,6 +59,13 @@ bench-model: demo-data
 	mkdir -p target/bench-results
 	target/release/examples/model_timing > target/bench-results/model_timing.json
 	cat target/bench-results/model_timing.json
+
+bench-stream: demo-data
+	$(CARGO) build $(PROFILE) --example generate --example stream
+	test -d target/demo/models/monday || scripts/demo.sh
+	scripts/with-services.sh bash -c 'target/release/examples/generate --url "$$MLOPS_TEST_PG_URL" --drop \
+	  --manifest data/monday.jsonl && target/release/examples/stream --url "$$MLOPS_TEST_PG_URL" \
+	  --package target/demo/models/monday --data-root data/monday --compare 1000'
 
 bench-torch: bench-model
 	test -x .venv-torch/bin/python || python3 -m venv .venv-torch

@@ -79,7 +79,6 @@ fn stop_flag() -> Result<Arc<AtomicBool>, Box<dyn std::error::Error>> {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let predictor = Predictor::load(&args.package, ComputeBackend::parse(&args.backend)?)?;
     let version = model_version(&args.package)?;
     let config = StreamConfig {
         source_url: args.url.clone(),
@@ -93,8 +92,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         ..StreamConfig::default()
     };
     if let Some(n) = args.compare {
-        return compare(args, &config, &predictor, &version, n);
+        eprintln!("model {} ({}):", args.package, version);
+        compare(
+            args,
+            &config,
+            &|b| predictor_with_batch(args, b),
+            &version,
+            n,
+        )?;
+        eprintln!(
+            "untrained small CNN on 32-pixel inputs (model time small, the stream's own cost shows):"
+        );
+        return compare(args, &config, &tiny_predictor, "tiny", n);
     }
+    let predictor = predictor_with_batch(args, args.batch_size)?;
     let stop = stop_flag()?;
     let mut last_report = Instant::now();
     let stats = stream_predictions(&config, &predictor, &version, &stop, &mut |s| {
@@ -114,11 +125,11 @@ fn model_version(package: &str) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 /// The benchmark: the first `n` rows of `cargo` are copied into a scratch schema, and the
-/// same images are predicted three ways.
+/// same images are predicted three ways by predictors from `make(batch_size)`.
 fn compare(
     args: &Args,
     config: &StreamConfig,
-    predictor: &Predictor,
+    make: &dyn Fn(usize) -> Result<Predictor, Box<dyn std::error::Error>>,
     version: &str,
     n: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -132,16 +143,19 @@ fn compare(
         .map(|r| args.data_root.join(r.get::<_, String>(0)))
         .collect();
     let n = paths.len();
+    let predictor = make(config.batch_size)?;
+    // Warm up (allocator, thread pool, first-call setup) before timing anything.
+    predictor.predict_paths(&paths[..n.min(config.batch_size)])?;
 
     let started = Instant::now();
     let direct = predictor.predict_paths(&paths)?;
     let batch_rate = n as f64 / started.elapsed().as_secs_f64();
     let failed = direct.iter().filter(|r| r.is_err()).count();
-    eprintln!("batch prediction:  {n} images, {batch_rate:.1} rows/s ({failed} unreadable)");
+    eprintln!("  batch prediction:  {n} images, {batch_rate:.1} rows/s ({failed} unreadable)");
 
-    let stream_rate = scratch_stream(&mut client, config, predictor, version, n)?;
+    let stream_rate = scratch_stream(&mut client, config, &predictor, version, n)?;
     eprintln!(
-        "stream (batch {}): {stream_rate:.1} rows/s = {:.1}% of batch prediction",
+        "  stream (batch {}): {stream_rate:.1} rows/s = {:.1}% of batch prediction",
         config.batch_size,
         100.0 * stream_rate / batch_rate
     );
@@ -150,13 +164,34 @@ fn compare(
         batch_size: 1,
         ..config.clone()
     };
-    let one = predictor_with_batch(args, 1)?;
-    let row_rate = scratch_stream(&mut client, &single, &one, version, m)?;
+    let row_rate = scratch_stream(&mut client, &single, &make(1)?, version, m)?;
     eprintln!(
-        "row at a time:     {m} rows, {row_rate:.1} rows/s; the stream is {:.1}x faster",
+        "  row at a time:     {m} rows, {row_rate:.1} rows/s; the stream is {:.1}x faster",
         stream_rate / row_rate
     );
     Ok(())
+}
+
+/// An untrained small CNN on 32-pixel inputs.
+fn tiny_predictor(batch: usize) -> Result<Predictor, Box<dyn std::error::Error>> {
+    use mlops_core::model::{Backbone, BackboneKind, Classifier};
+    let device = ComputeBackend::Flex.device();
+    device.seed(1);
+    let model = Classifier::new(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        5,
+        1,
+        &device,
+    );
+    let classes =
+        mlops_core::dataset::ClassMap::new(["background", "brick", "concrete", "ground", "wood"])?;
+    let preprocess = mlops_core::vision::Preprocess {
+        size: 32,
+        ..Default::default()
+    };
+    let mut p = Predictor::new(model, classes, preprocess, device);
+    p.batch_size = batch;
+    Ok(p)
 }
 
 fn predictor_with_batch(

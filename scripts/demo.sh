@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo pipeline on the real-photo demo data (built by `make demo-data`).
 # It runs each stage as a user would from the command line: data preparation, training,
-# model packages, prediction and the replay-strategy experiment.
+# model packages, prediction, the replay-strategy experiment, and streaming (PostgreSQL and a
+# Kafka-protocol broker are started for that step by scripts/with-services.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "+ $*" >&2; "$@"; }
@@ -35,5 +36,9 @@ example predict -- --model "$out/models/monday" --root data/tuesday --manifest d
 
 echo "== 6. the shift experiment: replay strategies for tuesday (table and charts)"
 example shift_experiment -- --data data --out "$out/experiment" --feature-cache target/feature-cache
+
+echo "== 7. the live half: generator, exactly-once stream, Kafka with two consumers"
+cargo build --release --quiet --example generate --example stream --example kafka
+scripts/with-services.sh scripts/demo-stream.sh
 
 echo "demo outputs in $out"

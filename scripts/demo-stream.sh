@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Demo step 7, run by scripts/demo.sh inside scripts/with-services.sh (PostgreSQL and a
+# Kafka-protocol broker on 127.0.0.1): the live half of the pipeline on the demo model.
+#   - generate: the monday and tuesday test sets into `cargo` with COPY;
+#   - stream:   `cargo` -> `cargo_prediction` exactly once, then live accuracy per day;
+#   - kafka:    publish `cargo` to a 2-partition topic, two consumers in one group predict it
+#               into a second database.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+run() { echo "+ $*" >&2; "$@"; }
+bin=target/release/examples
+out=target/demo
+psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql
+sql() { "$psql_bin" "$1" -X -q -A -F ' | ' -c "$2"; }
+url=$MLOPS_TEST_PG_URL
+base=${url%/*}
+
+# Rows are relative to data/, so both days fit one data root.
+for day in monday tuesday; do
+  sed "s#\"image_path\":\"#\"image_path\":\"$day/#" "data/${day}_test.jsonl" > "$out/${day}_test.rooted.jsonl"
+done
+
+echo "-- generate: load both test sets into cargo (COPY), then trickle 20 rows at 10 rows/s"
+run "$bin/generate" --url "$url" --drop --manifest "$out/monday_test.rooted.jsonl" \
+  --manifest "$out/tuesday_test.rooted.jsonl" --rate 10 --count 20
+
+echo "-- stream: predict cargo into cargo_prediction until caught up"
+run "$bin/stream" --url "$url" --package "$out/models/monday" --data-root data --until-idle
+echo "live accuracy per day (the model saw only monday):"
+sql "$url" "SELECT split_part(c.image_path, '/', 1) AS day, count(*) AS rows,
+            round(100 * avg((p.target = c.target)::int), 1) AS accuracy_pct
+            FROM cargo_prediction p JOIN cargo c USING (id) GROUP BY 1 ORDER BY 1"
+echo "a second run finds nothing new:"
+run "$bin/stream" --url "$url" --package "$out/models/monday" --data-root data --until-idle 2>&1 | grep '"rows"'
+
+echo "-- kafka: publish cargo to topic postgres-source-cargo (2 partitions), two consumers predict it"
+sql "$url" "DROP DATABASE IF EXISTS kafka_sink" >/dev/null
+sql "$url" "CREATE DATABASE kafka_sink" >/dev/null
+run "$bin/kafka" publish --url "$url" --brokers "$MLOPS_TEST_KAFKA_BROKERS" --partitions 2 --until-idle
+for consumer in a b; do
+  "$bin/kafka" consume --url "$base/kafka_sink" --brokers "$MLOPS_TEST_KAFKA_BROKERS" \
+    --package "$out/models/monday" --data-root data --until-idle --idle-s 10 \
+    > "$out/kafka-consumer-$consumer.log" 2>&1 &
+done
+wait
+for consumer in a b; do
+  echo "consumer $consumer: $(grep -o '"messages": [0-9]*' "$out/kafka-consumer-$consumer.log")"
+done
+sql "$base/kafka_sink" "SELECT count(*) AS predictions, count(DISTINCT id) AS distinct_ids FROM cargo_prediction"
