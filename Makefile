@@ -21,7 +21,7 @@ rust-test: venv demo-data
 
 py-test: venv
 	$(VENV)/bin/maturin develop $(PROFILE) --quiet -m mlops-py/Cargo.toml
-	$(VENV)/bin/pytest -q mlops-py/tests
+	scripts/with-services.sh $(VENV)/bin/pytest -q mlops-py/tests
 
 ## clippy (warnings are errors) and formatting.
 lint:

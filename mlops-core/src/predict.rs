@@ -107,6 +107,27 @@ impl Predictor {
         Ok(out)
     }
 
+    /// Backbone features (the input of the linear head) of image files, in order. Unlike
+    /// prediction, an unreadable file fails the call: embeddings are used as a whole.
+    pub fn embed_paths<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<Vec<Vec<f32>>> {
+        let chw: Vec<Vec<f32>> = paths
+            .par_iter()
+            .map(|p| read_image(p.as_ref(), DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i)))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(chw.len());
+        for batch in chw.chunks(self.batch_size.max(1)) {
+            let x = self.preprocess.stack(batch, &self.device);
+            let features = self.model.backbone.features(x);
+            let [n, d] = features.dims();
+            let flat: Vec<f32> = features
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| Error::invalid("features", format!("{e:?}")))?;
+            out.extend((0..n).map(|i| flat[i * d..(i + 1) * d].to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Predicts decoded images.
     pub fn predict_images(&self, images: &[DynamicImage]) -> Result<Vec<Prediction>> {
         let chw: Vec<Vec<f32>> = images

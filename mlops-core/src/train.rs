@@ -74,6 +74,7 @@ pub enum TrainMode {
 /// Training settings. Defaults follow the original: batch 64, 15 epochs, Adam with learning
 /// rate 1e-3 multiplied by 0.95 after every epoch, seed 2022.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainConfig {
     /// Image preprocessing.
     pub preprocess: Preprocess,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// How images become model input. Defaults follow the original: 256x256, mean = std = 0.5 per
 /// channel on `[0, 1]` pixels (so pixels map to `[-1, 1]`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Preprocess {
     /// Side of the square input in pixels (images are resized to `size x size`).
     pub size: u32,

@@ -78,6 +78,7 @@ impl Fill {
 
 /// `random_boxes`: solid rectangles at random places.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BoxParams {
     /// How many boxes per image (default 5..=10).
     pub count: SizeRange,
@@ -111,6 +112,7 @@ impl BoxParams {
 
 /// `mosaic`: rectangles pixelated by nearest-neighbour sampling to a coarse grid and back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MosaicParams {
     /// How many boxes per image (default 5..=10).
     pub count: SizeRange,
@@ -145,6 +147,7 @@ impl MosaicParams {
 
 /// `random_line`: one thick straight line through the image centre.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LineParams {
     /// Line width in pixels (default 50..=200); scaled to the image's shorter side.
     pub width: SizeRange,
@@ -170,6 +173,7 @@ impl LineParams {
 
 /// `mixed`: one of the three kinds per image, chosen uniformly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MixedParams {
     /// Parameters used when boxes are chosen.
     pub boxes: BoxParams,

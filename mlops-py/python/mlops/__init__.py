@@ -1,9 +1,58 @@
 """mlops: an MLOps pipeline for image classification under distribution shift.
 
 The heavy lifting happens in the Rust core (``mlops-core``); this package is a thin layer over
-its native module ``mlops._mlops_rs``.
+its native module ``mlops._mlops_rs``. Heavy calls release the GIL.
+
+Stages: :mod:`mlops.corrupt`, :mod:`mlops.data`, :mod:`mlops.model`, :mod:`mlops.select`,
+:mod:`mlops.stream`, and the MLflow flavour :mod:`mlops.mlflow`.
 """
 
 from mlops._mlops_rs import __version__
+from mlops.corrupt import corrupt_array, corrupt_folder
+from mlops.data import Listing, Manifest, Sample, list_dataset, read_image, split
+from mlops.errors import (
+    DatabaseError,
+    DecodeError,
+    EmptyDatasetError,
+    InvalidParameterError,
+    KafkaError,
+    ManifestError,
+    MlopsError,
+    MlopsFileNotFoundError,
+    MlopsIOError,
+    MlopsPermissionError,
+    PackageError,
+)
+from mlops.model import Model, PathPrediction, TrainResult, train
+from mlops.select import select
+from mlops.stream import generate, stream
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "corrupt_array",
+    "corrupt_folder",
+    "Listing",
+    "Manifest",
+    "Sample",
+    "list_dataset",
+    "read_image",
+    "split",
+    "MlopsError",
+    "MlopsFileNotFoundError",
+    "MlopsPermissionError",
+    "MlopsIOError",
+    "InvalidParameterError",
+    "DecodeError",
+    "ManifestError",
+    "EmptyDatasetError",
+    "PackageError",
+    "DatabaseError",
+    "KafkaError",
+    "Model",
+    "PathPrediction",
+    "TrainResult",
+    "train",
+    "select",
+    "generate",
+    "stream",
+]

