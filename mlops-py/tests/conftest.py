@@ -90,3 +90,16 @@ def mlflow_server(tmp_path_factory):
         server.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(server.pid, signal.SIGKILL)
+
+
+def fresh_db(name: str) -> str:
+    """A new, empty database on the test PostgreSQL server, and its URL."""
+    url = os.environ.get("MLOPS_TEST_PG_URL")
+    if not url:
+        pytest.fail("MLOPS_TEST_PG_URL is not set: run through `make test` (scripts/with-services.sh)")
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))
+    if not bins:
+        pytest.fail("psql not found under /usr/lib/postgresql (installed with the server)")
+    for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
+        subprocess.run([str(bins[-1]), url, "-X", "-q", "-c", sql], check=True, capture_output=True)
+    return url.rsplit("/", 1)[0] + "/" + name

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import mlops
-from conftest import CLASSES
+from conftest import CLASSES, fresh_db
 
 
 def test_corrupt_array_is_seeded_and_keeps_shape_and_dtype():
@@ -143,8 +143,7 @@ def test_the_gil_is_released_during_long_calls(demo):
 
 
 def test_generate_and_stream_through_python(small_model, demo):
-    url = os.environ.get("MLOPS_TEST_PG_URL")
-    assert url, "MLOPS_TEST_PG_URL is not set: run through `make test` (scripts/with-services.sh)"
+    url = fresh_db("py_stream")
     test = mlops.Manifest.read(demo / "monday_test.jsonl")
     assert mlops.generate(url, [mlops.Manifest(test.samples[:50])], drop=True) == 50
     stats = mlops.stream(small_model, url, demo / "monday", name="py-test")

@@ -56,7 +56,9 @@ pub fn connect_config(url: Option<&str>) -> Result<postgres::Config> {
     Ok(config)
 }
 
-/// Creates `cargo` if absent; with `drop_existing`, drops it first (its rows are lost).
+/// Creates `cargo` if absent; with `drop_existing`, drops it first (its rows are lost and ids
+/// restart at 1, so predictions and stream positions made from the old table no longer match
+/// it: stream into a new database or under a new stream name).
 pub fn create_table(client: &mut Client, drop_existing: bool) -> Result<()> {
     let mut tx = client.transaction().map_err(|e| db_error("begin", e))?;
     if drop_existing {

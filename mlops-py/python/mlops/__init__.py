@@ -4,7 +4,8 @@ The heavy lifting happens in the Rust core (``mlops-core``); this package is a t
 its native module ``mlops._mlops_rs``. Heavy calls release the GIL.
 
 Stages: :mod:`mlops.corrupt`, :mod:`mlops.data`, :mod:`mlops.model`, :mod:`mlops.select`,
-:mod:`mlops.stream`, and the MLflow flavour :mod:`mlops.mlflow`.
+:mod:`mlops.stream`, :mod:`mlops.experiment`, the MLflow flavour :mod:`mlops.mlflow` and the
+FastAPI app :mod:`mlops.serve`. Long-running calls (stream, Kafka) stop on Ctrl-C.
 """
 
 from mlops._mlops_rs import __version__
@@ -25,7 +26,8 @@ from mlops.errors import (
 )
 from mlops.model import Model, PathPrediction, TrainResult, train
 from mlops.select import select
-from mlops.stream import generate, stream
+from mlops.experiment import ExperimentResult, shift_experiment
+from mlops.stream import generate, kafka_consume, kafka_publish, stream
 
 __all__ = [
     "__version__",
@@ -55,4 +57,8 @@ __all__ = [
     "select",
     "generate",
     "stream",
+    "kafka_publish",
+    "kafka_consume",
+    "shift_experiment",
+    "ExperimentResult",
 ]

@@ -1,7 +1,7 @@
 """Type stubs for the native module (private: use the `mlops` package's API)."""
 
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -46,12 +46,42 @@ def train(
     test_root: Optional[Path] = None,
 ) -> Tuple[Model, str, str, str]: ...
 def generate(url: Optional[str], manifests: List[str], drop: bool = False) -> int: ...
-def stream_until_idle(
+def stream_predictions(
     model: Model,
     url: Optional[str],
     data_root: Path,
     sink_url: Optional[str] = None,
     batch_size: int = 64,
     stream: str = "cargo_prediction",
+    until_idle: bool = True,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> str: ...
+def kafka_publish(
+    url: Optional[str], brokers: str, topic: str = ..., partitions: int = 2, until_idle: bool = True
+) -> str: ...
+def kafka_consume(
+    model: Model,
+    url: Optional[str],
+    brokers: str,
+    data_root: Path,
+    topic: str = ...,
+    group: str = ...,
+    batch_size: int = 64,
+    idle_seconds: Optional[float] = 10.0,
+    session_timeout_seconds: float = 10.0,
+) -> str: ...
+def shift_experiment(
+    roots: Tuple[Path, Path],
+    manifests: List[str],
+    classes: List[str],
+    strategies: List[str],
+    budget: int,
+    seeds: List[int],
+    config: str,
+    backbone: str = "efficientnet_lite0",
+    weights: Optional[Path] = None,
+    out: Optional[Path] = None,
+    font_wheels: Optional[Path] = None,
+) -> Tuple[str, str]: ...
+def time_predict_in_rust(model: Model, batch: np.ndarray, repeats: int) -> float: ...
 def read_image(path: Path) -> np.ndarray: ...

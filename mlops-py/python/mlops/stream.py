@@ -1,22 +1,33 @@
-"""The live half: load manifests into PostgreSQL and stream predictions exactly once."""
+"""The live half: load manifests into PostgreSQL, stream predictions exactly once, and Kafka."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
 from mlops.errors import native
 from mlops.model import Model
 
+Progress = Callable[[Dict[str, Any]], None]
+
 
 @native
 def generate(url: Optional[str], manifests: Sequence[Manifest], *, drop: bool = False) -> int:
     """Creates the ``cargo`` table (dropping it only with ``drop``) and bulk-loads the manifests
-    with COPY; returns the rows loaded. ``url=None`` uses the ``PG*`` environment variables."""
+    with COPY; returns the rows loaded. ``url=None`` uses the ``PG*`` environment variables.
+
+    Dropping ``cargo`` restarts its ids: predictions and stream positions of the old table stay
+    where they are, so use a new database or stream name afterwards."""
     return int(_rs.generate(url, [m.to_jsonl() for m in manifests], drop))
+
+
+def _callback(progress: Optional[Progress]) -> Optional[Callable[[str], None]]:
+    if progress is None:
+        return None
+    return lambda text: progress(json.loads(text))
 
 
 @native
@@ -28,8 +39,51 @@ def stream(
     sink_url: Optional[str] = None,
     batch_size: int = 64,
     name: str = "cargo_prediction",
+    until_idle: bool = True,
+    progress: Optional[Progress] = None,
 ) -> Dict[str, Any]:
-    """Predicts every new ``cargo`` row into ``cargo_prediction`` exactly once, until caught up;
-    returns the run's counters. Rows with missing or unreadable images go to
+    """Predicts new ``cargo`` rows into ``cargo_prediction`` exactly once; returns the run's
+    counters. With ``until_idle`` it stops once caught up, otherwise it follows the table until
+    Ctrl-C (KeyboardInterrupt, after the batch in hand is committed). ``progress`` is called
+    with the counters after every batch. Rows with missing or unreadable images go to
     ``cargo_prediction_error``."""
-    return json.loads(_rs.stream_until_idle(model._native, url, Path(data_root), sink_url, batch_size, name))
+    text = _rs.stream_predictions(
+        model._native, url, Path(data_root), sink_url, batch_size, name, until_idle, _callback(progress)
+    )
+    return json.loads(text)
+
+
+@native
+def kafka_publish(
+    url: Optional[str],
+    brokers: str,
+    *,
+    topic: str = "postgres-source-cargo",
+    partitions: int = 2,
+    until_idle: bool = True,
+) -> Dict[str, Any]:
+    """Publishes new ``cargo`` rows to ``topic`` in the original's Kafka Connect JSON format
+    (creating the topic with ``partitions`` if needed); returns the counters."""
+    return json.loads(_rs.kafka_publish(url, brokers, topic, partitions, until_idle))
+
+
+@native
+def kafka_consume(
+    model: Model,
+    url: Optional[str],
+    brokers: str,
+    data_root: PathLike,
+    *,
+    topic: str = "postgres-source-cargo",
+    group: str = "mlops-predict",
+    batch_size: int = 64,
+    idle_seconds: Optional[float] = 10.0,
+    session_timeout_seconds: float = 10.0,
+) -> Dict[str, Any]:
+    """Predicts a topic's rows into ``cargo_prediction`` as one consumer of ``group`` (start
+    several to split the partitions); writes are idempotent by source id. Stops after
+    ``idle_seconds`` without messages (``None``: until Ctrl-C); returns the counters."""
+    text = _rs.kafka_consume(
+        model._native, url, brokers, Path(data_root), topic, group, batch_size, idle_seconds, session_timeout_seconds
+    )
+    return json.loads(text)

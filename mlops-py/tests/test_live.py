@@ -1,0 +1,83 @@
+"""Long-running calls from Python: progress callbacks, Ctrl-C, Kafka, fork safety, and the
+shift experiment."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+import mlops
+from conftest import CLASSES, fresh_db
+
+
+def test_stream_reports_progress_and_stops_on_ctrl_c(small_model, demo):
+    url = fresh_db("py_ctrl_c")
+    test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    mlops.generate(url, [test], drop=True)
+    seen = []
+    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        # Follows the table forever unless interrupted.
+        mlops.stream(small_model, url, demo / "monday", name="ctrl-c", until_idle=False, batch_size=16,
+                     progress=seen.append)
+    timer.cancel()
+    assert seen and seen[-1]["rows"] == 200, seen[-1:]
+    assert [s["batches"] for s in seen] == list(range(1, len(seen) + 1))
+
+
+def test_kafka_from_python(small_model, demo):
+    url = fresh_db("py_kafka")
+    brokers = os.environ.get("MLOPS_TEST_KAFKA_BROKERS")
+    assert brokers, "MLOPS_TEST_KAFKA_BROKERS is not set: run through `make test`"
+    test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    mlops.generate(url, [mlops.Manifest(test.samples[:60])], drop=True)
+    published = mlops.kafka_publish(url, brokers, topic="py-topic", partitions=2)
+    assert published["rows"] == 60
+    consumed = mlops.kafka_consume(small_model, url, brokers, demo / "monday", topic="py-topic", group="py-group",
+                                   idle_seconds=8.0, session_timeout_seconds=6.0)
+    assert (consumed["messages"], consumed["predicted"]) == (60, 60)
+
+
+def _predict_in_child(queue, package: str, paths) -> None:
+    model = mlops.Model.load(package)
+    image = np.zeros((2, 40, 40, 3), dtype=np.uint8)
+    targets, _ = model.predict(image)
+    queue.put((len(model.predict_paths(paths)), targets.tolist()))
+
+
+def test_heavy_calls_work_in_a_forked_child(small_model, demo, tmp_path):
+    # Use Rayon in the parent first, so its global pool has threads that fork does not copy.
+    small_model.predict_paths([demo / "monday" / p for p in mlops.Manifest.read(demo / "monday_test.jsonl").image_paths[:8]])
+    small_model.save(tmp_path / "pkg")
+    paths = [str(demo / "monday" / p) for p in mlops.Manifest.read(demo / "monday_test.jsonl").image_paths[:8]]
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_predict_in_child, args=(queue, str(tmp_path / "pkg"), paths))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung")
+    assert child.exitcode == 0
+    count, targets = queue.get(timeout=5)
+    assert count == 8 and len(targets) == 2
+
+
+def test_shift_experiment_from_python(demo, tmp_path):
+    read = lambda name: mlops.Manifest.read(demo / name)  # noqa: E731
+    subset = lambda m, step: mlops.Manifest(m.samples[::step])  # noqa: E731
+    result = mlops.shift_experiment(
+        demo / "monday", subset(read("monday_train.jsonl"), 8), subset(read("monday_test.jsonl"), 4),
+        demo / "tuesday", subset(read("tuesday_train.jsonl"), 8), subset(read("tuesday_test.jsonl"), 4),
+        CLASSES, strategies=["none", "k_center", "all"], budget=10, seeds=[1], backbone="small_cnn",
+        epochs=2, batch_size=16, preprocess={"size": 32}, out=tmp_path,
+    )
+    assert "k_center" in result.markdown
+    assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").read_text() == result.markdown
+    assert result.results
