@@ -25,6 +25,7 @@ use numpy::{
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use rand::SeedableRng;
 
 create_exception!(
     _mlops_rs,
@@ -159,7 +160,15 @@ fn manifest(jsonl: &str) -> PyResult<Manifest> {
 
 /// An HxW or HxWxC (C = 1, 2, 3, 4) uint8 array as an image.
 fn array_to_image(a: &ArrayD<u8>) -> PyResult<DynamicImage> {
-    let shape = a.shape();
+    let data: Vec<u8> = match a.as_slice() {
+        Some(contiguous) => contiguous.to_vec(),
+        None => a.iter().copied().collect(),
+    };
+    pixels_to_image(data, a.shape())
+}
+
+/// Row-major pixels of an HxW or HxWxC (C = 1, 2, 3, 4) array as an image (no copy).
+fn pixels_to_image(data: Vec<u8>, shape: &[usize]) -> PyResult<DynamicImage> {
     let (h, w, c) = match shape {
         [h, w] => (*h, *w, 1),
         [h, w, c] if (1..=4).contains(c) => (*h, *w, *c),
@@ -172,7 +181,6 @@ fn array_to_image(a: &ArrayD<u8>) -> PyResult<DynamicImage> {
             )));
         }
     };
-    let data: Vec<u8> = a.iter().copied().collect();
     let (w32, h32) = (w as u32, h as u32);
     let bad =
         || NativeError::new_err(("invalid_parameter", "image: inconsistent array".to_string()));
@@ -212,11 +220,19 @@ fn corrupt_array<'py>(
     seed: u64,
 ) -> PyResult<(Bound<'py, PyArrayDyn<u8>>, String)> {
     let corruption: Corruption = from_json("corruption", corruption)?;
-    let array = image.as_array().to_owned();
+    let shape = image.as_array().shape().to_vec();
+    // One copy in (a memcpy for contiguous arrays), none out.
+    let pixels = match image.as_slice() {
+        Ok(contiguous) => contiguous.to_vec(),
+        Err(_) => image.as_array().iter().copied().collect(),
+    };
     let (out, drawn) = heavy(py, || -> PyResult<_> {
-        let img = array_to_image(&array)?;
-        let (out, drawn) = corruption.apply_seeded(&img, seed).map_err(to_py)?;
-        Ok((image_to_array(out, array.shape())?, drawn))
+        let mut img = pixels_to_image(pixels, &shape)?;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let drawn = corruption
+            .apply_in_place(&mut img, &mut rng)
+            .map_err(to_py)?;
+        Ok((image_to_array(img, &shape)?, drawn))
     })?;
     Ok((out.into_pyarray(py), to_json(&drawn)?))
 }
