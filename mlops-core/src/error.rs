@@ -109,6 +109,12 @@ pub enum Error {
         /// The client's error.
         reason: String,
     },
+    /// A long operation was stopped on request (e.g. Ctrl-C from Python).
+    #[error("{what}: cancelled")]
+    Cancelled {
+        /// What was stopped.
+        what: String,
+    },
     /// A data set has no usable classes or images.
     #[error("{root}: {reason}")]
     EmptyDataset {

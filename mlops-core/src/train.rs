@@ -6,11 +6,13 @@
 //! backbone for every image in every epoch. Full fine-tuning trains backbone and head together.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams};
+
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use rand::SeedableRng;
@@ -143,6 +145,33 @@ pub struct ImageSet<'a> {
     pub root: &'a Path,
     /// The samples.
     pub manifest: &'a Manifest,
+}
+
+/// Ways to follow and stop a training run from outside: a flag checked between batches (the
+/// run then fails with [`Error::Cancelled`]) and a callback after every epoch.
+#[derive(Default)]
+pub struct TrainHooks<'a> {
+    /// When set, training stops at the next batch.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called with each epoch's metrics.
+    pub on_epoch: Option<&'a mut dyn FnMut(&EpochMetrics)>,
+}
+
+impl TrainHooks<'_> {
+    fn check(&self) -> Result<()> {
+        match self.cancel {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Cancelled {
+                what: "training".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn epoch_done(&mut self, metrics: &EpochMetrics) {
+        if let Some(f) = self.on_epoch.as_mut() {
+            f(metrics);
+        }
+    }
 }
 
 /// Metrics of one epoch.
@@ -300,6 +329,27 @@ pub fn backbone_features(
     device: &Device,
     progress: bool,
 ) -> Result<Vec<f32>> {
+    features_with_hooks(
+        backbone,
+        images,
+        preprocess,
+        cache,
+        device,
+        progress,
+        &TrainHooks::default(),
+    )
+}
+
+/// [`backbone_features`], checking `hooks.cancel` between batches.
+fn features_with_hooks(
+    backbone: &Backbone,
+    images: &[(String, &[f32])],
+    preprocess: &Preprocess,
+    cache: Option<&Path>,
+    device: &Device,
+    progress: bool,
+    hooks: &TrainHooks<'_>,
+) -> Result<Vec<f32>> {
     let width = backbone.kind().features();
     let cache_key = |hash: &str| -> PathBuf {
         let key = sha256_hex(
@@ -329,6 +379,7 @@ pub fn backbone_features(
     let model = backbone.valid();
     let s = preprocess.size as usize;
     for chunk in todo.chunks(FEATURE_BATCH) {
+        hooks.check()?;
         let mut flat = Vec::with_capacity(chunk.len() * 3 * s * s);
         for &i in chunk {
             flat.extend_from_slice(images[i].1);
@@ -437,6 +488,25 @@ pub fn train(
     test_set: &ImageSet<'_>,
     config: &TrainConfig,
 ) -> Result<TrainOutcome> {
+    train_with_hooks(
+        backbone,
+        classes,
+        train_set,
+        test_set,
+        config,
+        TrainHooks::default(),
+    )
+}
+
+/// [`train`], followed and stoppable through `hooks`.
+pub fn train_with_hooks(
+    backbone: Backbone,
+    classes: &ClassMap,
+    train_set: &ImageSet<'_>,
+    test_set: &ImageSet<'_>,
+    config: &TrainConfig,
+    mut hooks: TrainHooks<'_>,
+) -> Result<TrainOutcome> {
     config.validate()?;
     check_targets(train_set.manifest, classes)?;
     check_targets(test_set.manifest, classes)?;
@@ -458,32 +528,35 @@ pub fn train(
                     .collect()
             }
             let cache = config.feature_cache.as_deref();
-            let train_features = backbone_features(
+            let train_features = features_with_hooks(
                 &backbone,
                 &as_refs(&train_images),
                 &config.preprocess,
                 cache,
                 &device,
                 config.progress,
+                &hooks,
             )?;
-            let test_features = backbone_features(
+            let test_features = features_with_hooks(
                 &backbone,
                 &as_refs(&test_images),
                 &config.preprocess,
                 cache,
                 &device,
                 config.progress,
+                &hooks,
             )?;
             drop((train_images, test_images));
             let feature_seconds = started.elapsed().as_secs_f64();
             let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
             let started = Instant::now();
-            let (head, history) = train_head(
+            let (head, history) = head_with_hooks(
                 classifier.head,
                 (&train_features, &train_targets),
                 (&test_features, &test_targets),
                 classes.len(),
                 config,
+                &mut hooks,
             )?;
             let train_seconds = started.elapsed().as_secs_f64();
             let model = Classifier {
@@ -515,6 +588,7 @@ pub fn train(
                 &test_images,
                 classes.len(),
                 config,
+                &mut hooks,
             )?;
             Ok(TrainOutcome {
                 model,
@@ -572,6 +646,25 @@ pub fn train_head(
     classes: usize,
     config: &TrainConfig,
 ) -> Result<(burn::nn::Linear, Vec<EpochMetrics>)> {
+    head_with_hooks(
+        head,
+        train,
+        test,
+        classes,
+        config,
+        &mut TrainHooks::default(),
+    )
+}
+
+/// [`train_head`], followed and stoppable through `hooks`.
+fn head_with_hooks(
+    head: burn::nn::Linear,
+    train: (&[f32], &[u32]),
+    test: (&[f32], &[u32]),
+    classes: usize,
+    config: &TrainConfig,
+    hooks: &mut TrainHooks<'_>,
+) -> Result<(burn::nn::Linear, Vec<EpochMetrics>)> {
     let plain = config.backend.device();
     let device = plain.clone().autodiff();
     let n = train.1.len();
@@ -586,6 +679,7 @@ pub fn train_head(
         let started = Instant::now();
         let lr = config.learning_rate * config.lr_decay.powi(epoch as i32);
         for batch in epoch_order(n, config.seed, epoch).chunks(config.batch_size) {
+            hooks.check()?;
             let idx = index_tensor(batch, &device);
             let x = x_all.clone().select(0, idx.clone());
             let y = y_all.clone().select(0, idx);
@@ -595,13 +689,9 @@ pub fn train_head(
         }
         let train_eval = evaluate_head(&head, train.0, train.1, classes, &plain)?;
         let test_eval = evaluate_head(&head, test.0, test.1, classes, &plain)?;
-        history.push(EpochMetrics::new(
-            epoch,
-            lr,
-            &train_eval,
-            &test_eval,
-            started,
-        ));
+        let metrics = EpochMetrics::new(epoch, lr, &train_eval, &test_eval, started);
+        hooks.epoch_done(&metrics);
+        history.push(metrics);
         bar.set_message(format!("test acc {:.3}", test_eval.accuracy));
         bar.inc(1);
     }
@@ -642,6 +732,7 @@ fn fine_tune(
     test_images: &[Loaded],
     classes: usize,
     config: &TrainConfig,
+    hooks: &mut TrainHooks<'_>,
 ) -> Result<(Classifier, Vec<EpochMetrics>, Evaluation)> {
     let plain = config.backend.device();
     let device = plain.clone().autodiff();
@@ -655,6 +746,7 @@ fn fine_tune(
         let started = Instant::now();
         let lr = config.learning_rate * config.lr_decay.powi(epoch as i32);
         for batch in epoch_order(train_images.len(), config.seed, epoch).chunks(config.batch_size) {
+            hooks.check()?;
             let mut flat = Vec::with_capacity(batch.len() * 3 * s * s);
             let mut targets = Vec::with_capacity(batch.len());
             for &i in batch {
@@ -669,13 +761,9 @@ fn fine_tune(
         let train_eval =
             evaluate_images(&model, train_images, classes, &config.preprocess, &plain)?;
         let test_eval = evaluate_images(&model, test_images, classes, &config.preprocess, &plain)?;
-        history.push(EpochMetrics::new(
-            epoch,
-            lr,
-            &train_eval,
-            &test_eval,
-            started,
-        ));
+        let metrics = EpochMetrics::new(epoch, lr, &train_eval, &test_eval, started);
+        hooks.epoch_done(&metrics);
+        history.push(metrics);
         bar.inc(1);
     }
     bar.finish_and_clear();

@@ -348,3 +348,73 @@ fn bad_training_inputs_are_named() {
     .to_string();
     assert!(err.contains("`epochs`"), "{err}");
 }
+
+#[test]
+fn hooks_report_every_epoch_and_a_cancel_stops_training() {
+    use mlops_core::train::{TrainHooks, train_with_hooks};
+    use std::sync::atomic::AtomicBool;
+    let (train_m, test_m) = manifests();
+    let (train_m, test_m) = (
+        Manifest::new(train_m.samples.iter().step_by(10).cloned().collect()),
+        Manifest::new(test_m.samples.iter().step_by(10).cloned().collect()),
+    );
+    let root = demo_data().join("monday");
+    let config = TrainConfig {
+        preprocess: Preprocess {
+            size: 32,
+            ..Preprocess::default()
+        },
+        epochs: 3,
+        batch_size: 16,
+        mode: TrainMode::FineTune,
+        progress: false,
+        ..TrainConfig::default()
+    };
+    let device = ComputeBackend::Flex.device();
+    let sets = (
+        ImageSet {
+            root: &root,
+            manifest: &train_m,
+        },
+        ImageSet {
+            root: &root,
+            manifest: &test_m,
+        },
+    );
+    let mut seen = Vec::new();
+    let mut on_epoch = |m: &mlops_core::train::EpochMetrics| seen.push(m.clone());
+    let outcome = train_with_hooks(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        &classes(),
+        &sets.0,
+        &sets.1,
+        &config,
+        TrainHooks {
+            cancel: None,
+            on_epoch: Some(&mut on_epoch),
+        },
+    )
+    .unwrap();
+    assert_eq!(seen, outcome.history);
+    assert_eq!(seen.len(), 3);
+
+    let cancel = AtomicBool::new(true);
+    for mode in [TrainMode::FineTune, TrainMode::FrozenBackbone] {
+        let err = train_with_hooks(
+            Backbone::init(BackboneKind::SmallCnn, &device),
+            &classes(),
+            &sets.0,
+            &sets.1,
+            &TrainConfig {
+                mode,
+                ..config.clone()
+            },
+            TrainHooks {
+                cancel: Some(&cancel),
+                on_epoch: None,
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, mlops_core::Error::Cancelled { .. }), "{err}");
+    }
+}

@@ -51,6 +51,7 @@ fn to_py(e: Error) -> PyErr {
         Error::Database { .. } => "database",
         Error::Kafka { .. } => "kafka",
         Error::EmptyDataset { .. } => "empty_dataset",
+        Error::Cancelled { .. } => "cancelled",
         Error::OverlappingFolders { .. } => "invalid_parameter",
         _ => "other",
     };
@@ -489,7 +490,7 @@ impl Model {
 
 /// Trains a model: (model, history JSON, test evaluation JSON, skipped JSON).
 #[pyfunction]
-#[pyo3(signature = (root, train_jsonl, test_jsonl, classes, config, backbone="efficientnet_lite0", weights=None, test_root=None))]
+#[pyo3(signature = (root, train_jsonl, test_jsonl, classes, config, backbone="efficientnet_lite0", weights=None, test_root=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -501,16 +502,19 @@ fn train(
     backbone: &str,
     weights: Option<PathBuf>,
     test_root: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<(Model, String, String, String)> {
     let config: TrainConfig = from_json("config", config)?;
     let classes = ClassMap::new(classes).map_err(to_py)?;
     let (train_m, test_m) = (manifest(train_jsonl)?, manifest(test_jsonl)?);
     let test_root = test_root.unwrap_or_else(|| root.clone());
     let backbone = backbone.to_string();
-    let outcome = heavy(py, || -> mlops_core::Result<_> {
+    let outcome = interruptible(py, |stop| -> mlops_core::Result<_> {
         let device = config.backend.device();
         let net = make_backbone(&backbone, weights, &device)?;
-        let outcome = mlops_core::train::train(
+        let mut on_epoch =
+            |m: &mlops_core::train::EpochMetrics| report_progress(progress.as_ref(), m);
+        let outcome = mlops_core::train::train_with_hooks(
             net,
             &classes,
             &ImageSet {
@@ -522,6 +526,10 @@ fn train(
                 manifest: &test_m,
             },
             &config,
+            mlops_core::train::TrainHooks {
+                cancel: Some(stop),
+                on_epoch: Some(&mut on_epoch),
+            },
         )?;
         let (package, _) = ModelPackage::new(
             outcome.model.clone(),
@@ -535,7 +543,7 @@ fn train(
             },
         )?;
         Ok((package, outcome))
-    })
+    })?
     .map_err(to_py)?;
     let (package, outcome) = outcome;
     let skipped: Vec<(String, String)> = outcome

@@ -81,3 +81,23 @@ def test_shift_experiment_from_python(demo, tmp_path):
     assert "k_center" in result.markdown
     assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").read_text() == result.markdown
     assert result.results
+
+
+def test_training_reports_epochs_and_stops_on_ctrl_c(demo):
+    listing = mlops.list_dataset(demo / "monday")
+    train, test = mlops.Manifest(listing.manifest.samples[::2]), mlops.Manifest(listing.manifest.samples[1::10])
+    epochs = []
+    result = mlops.train(demo / "monday", mlops.Manifest(train.samples[::4]), test, CLASSES, backbone="small_cnn",
+                         epochs=3, batch_size=16, mode="fine_tune", preprocess={"size": 32}, progress=epochs.append)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs == result.history
+    # A long run (many epochs at 96 px) interrupted after 2 s.
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    import time
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        mlops.train(demo / "monday", train, test, CLASSES, backbone="small_cnn", epochs=200, batch_size=16,
+                    mode="fine_tune", preprocess={"size": 96})
+    timer.cancel()
+    assert time.perf_counter() - started < 30, "training did not stop soon after Ctrl-C"

@@ -44,6 +44,7 @@ def train(
     backbone: str = "efficientnet_lite0",
     weights: Optional[Path] = None,
     test_root: Optional[Path] = None,
+    progress: Optional[Callable[[str], None]] = None,
 ) -> Tuple[Model, str, str, str]: ...
 def generate(url: Optional[str], manifests: List[str], drop: bool = False) -> int: ...
 def stream_predictions(

