@@ -324,3 +324,60 @@ fn an_existing_output_file_is_replaced_whole() {
         & 0o777;
     assert_eq!(mode, 0o644);
 }
+
+#[test]
+fn progress_is_reported_per_file_and_a_cancel_writes_nothing_more() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(input.join("a")).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            input.join(format!("a/{i:02}.png")),
+            png_bytes(&pattern_rgb(40 + i, 30)),
+        )
+        .unwrap();
+    }
+    let seen = Arc::new(AtomicU64::new(0));
+    let last_total = Arc::new(AtomicU64::new(0));
+    let (s, t) = (seen.clone(), last_total.clone());
+    let reporting = FolderOptions {
+        on_progress: Some(mlops_core::corrupt::ProgressFn(Arc::new(
+            move |_done, total| {
+                s.fetch_add(1, Ordering::Relaxed);
+                t.store(total, Ordering::Relaxed);
+            },
+        ))),
+        ..options()
+    };
+    let report = corrupt_folder(
+        &input,
+        &dir.path().join("out"),
+        &Corruption::mixed(),
+        &reporting,
+    )
+    .unwrap();
+    assert_eq!(report.written.len(), 12);
+    assert_eq!(
+        (
+            seen.load(Ordering::Relaxed),
+            last_total.load(Ordering::Relaxed)
+        ),
+        (12, 12)
+    );
+
+    let cancelled = FolderOptions {
+        cancel: Some(Arc::new(AtomicBool::new(true))),
+        ..options()
+    };
+    let err = corrupt_folder(
+        &input,
+        &dir.path().join("out2"),
+        &Corruption::mixed(),
+        &cancelled,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    assert!(!dir.path().join("out2/a/00.png").exists());
+}

@@ -115,9 +115,9 @@ fn heavy<T: Send>(py: Python<'_>, work: impl FnOnce() -> T + Send) -> T {
 /// raises the signal's exception (KeyboardInterrupt).
 fn interruptible<T: Send>(
     py: Python<'_>,
-    work: impl FnOnce(&AtomicBool) -> T + Send,
+    work: impl FnOnce(&std::sync::Arc<AtomicBool>) -> T + Send,
 ) -> PyResult<T> {
-    let stop = AtomicBool::new(false);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         let (stop_ref, done_ref) = (&stop, &done);
@@ -238,9 +238,11 @@ fn corrupt_array<'py>(
     Ok((out.into_pyarray(py), to_json(&drawn)?))
 }
 
-/// Corrupts a folder; returns the report as JSON.
+/// Corrupts a folder; returns the report as JSON. `progress(done, total)` is called after each
+/// file; Ctrl-C stops after the files in hand.
 #[pyfunction]
-#[pyo3(signature = (input, output, corruption, seed, threads=None, progress=false))]
+#[pyo3(signature = (input, output, corruption, seed, threads=None, progress=false, callback=None))]
+#[allow(clippy::too_many_arguments)]
 fn corrupt_folder(
     py: Python<'_>,
     input: PathBuf,
@@ -249,17 +251,30 @@ fn corrupt_folder(
     seed: u64,
     threads: Option<usize>,
     progress: bool,
+    callback: Option<Py<PyAny>>,
 ) -> PyResult<String> {
     let corruption: Corruption = from_json("corruption", corruption)?;
-    let options = FolderOptions {
-        seed,
-        threads,
-        progress,
-        ..FolderOptions::default()
-    };
-    let report = py
-        .detach(|| on_pool(|| core_corrupt_folder(&input, &output, &corruption, &options)))
-        .map_err(to_py)?;
+    let on_progress = callback.map(|f| {
+        mlops_core::corrupt::ProgressFn(std::sync::Arc::new(move |done: u64, total: u64| {
+            Python::attach(|py| {
+                if let Err(e) = f.call1(py, (done, total)) {
+                    e.print(py);
+                }
+            });
+        }))
+    });
+    let report = interruptible(py, |stop| {
+        let options = FolderOptions {
+            seed,
+            threads,
+            progress,
+            cancel: Some(stop.clone()),
+            on_progress,
+            ..FolderOptions::default()
+        };
+        core_corrupt_folder(&input, &output, &corruption, &options)
+    })?
+    .map_err(to_py)?;
     let name = |p: &Path| p.display().to_string();
     to_json(&serde_json::json!({
         "written": report.written.iter().map(|f| name(&f.path)).collect::<Vec<_>>(),
@@ -527,7 +542,7 @@ fn train(
             },
             &config,
             mlops_core::train::TrainHooks {
-                cancel: Some(stop),
+                cancel: Some(stop.as_ref()),
                 on_epoch: Some(&mut on_epoch),
             },
         )?;

@@ -101,3 +101,31 @@ def test_training_reports_epochs_and_stops_on_ctrl_c(demo):
                     mode="fine_tune", preprocess={"size": 96})
     timer.cancel()
     assert time.perf_counter() - started < 30, "training did not stop soon after Ctrl-C"
+
+
+def test_corrupt_folder_reports_progress_and_stops_on_ctrl_c(demo, tmp_path):
+    calls = []
+    lock = threading.Lock()
+
+    def progress(done, total):
+        with lock:
+            calls.append((done, total))
+
+    small = tmp_path / "small" / "brick"
+    small.mkdir(parents=True)
+    for name in sorted(os.listdir(demo / "monday" / "brick"))[:20]:
+        (small / name).write_bytes((demo / "monday" / "brick" / name).read_bytes())
+    report = mlops.corrupt_folder(tmp_path / "small", tmp_path / "small-out", seed=1, progress=progress)
+    assert len(report["written"]) == 20
+    assert sorted(calls) == [(i, 20) for i in range(1, 21)]
+
+    # All 1000 monday images on one thread, interrupted after 0.3 s: fewer files, each complete.
+    timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        mlops.corrupt_folder(demo / "monday", tmp_path / "big-out", seed=1, threads=1)
+    timer.cancel()
+    written = list((tmp_path / "big-out").rglob("*.png"))
+    assert 0 < len(written) < 1000
+    for path in written:
+        assert mlops.read_image(path).size > 0

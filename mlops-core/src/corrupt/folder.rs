@@ -1,6 +1,8 @@
 //! The folder driver: corrupt every image under an input folder into an output folder.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use walkdir::WalkDir;
@@ -22,6 +24,21 @@ pub struct FolderOptions {
     pub progress: bool,
     /// Decoder memory limit per image in bytes.
     pub max_alloc: u64,
+    /// When set, files not started yet are left alone and the run fails with
+    /// [`Error::Cancelled`] once the files in hand are written (whole, atomically).
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Called after each file with (files done, files to do), from the worker threads.
+    pub on_progress: Option<ProgressFn>,
+}
+
+/// A progress callback: (files done, files to do).
+#[derive(Clone)]
+pub struct ProgressFn(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
 }
 
 impl Default for FolderOptions {
@@ -31,6 +48,8 @@ impl Default for FolderOptions {
             threads: None,
             progress: true,
             max_alloc: imageio::DEFAULT_MAX_ALLOC,
+            cancel: None,
+            on_progress: None,
         }
     }
 }
@@ -161,6 +180,7 @@ pub fn corrupt_one_file(
 enum Outcome {
     Written(CorruptedFile),
     Failed(FailedFile),
+    Cancelled,
 }
 
 /// Corrupts every image under `input` (recursively) into the same relative path under
@@ -248,7 +268,18 @@ pub fn corrupt_folder(
 
     let progress = crate::progress::bar(options.progress, todo.len() as u64, corruption.name());
 
+    let total = todo.len() as u64;
+    let done = AtomicU64::new(0);
+    let cancelled = || {
+        options
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    };
     let process = |rel: &PathBuf| -> Outcome {
+        if cancelled() {
+            return Outcome::Cancelled;
+        }
         let source = input_root.join(rel);
         let result = std::fs::read(&source)
             .map_err(|e| Error::io(&source, e))
@@ -267,6 +298,10 @@ pub fn corrupt_folder(
                 Ok(kind)
             });
         progress.inc(1);
+        let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(ProgressFn(f)) = &options.on_progress {
+            f(finished, total);
+        }
         match result {
             Ok(kind) => Outcome::Written(CorruptedFile {
                 path: rel.clone(),
@@ -288,11 +323,17 @@ pub fn corrupt_folder(
         None => todo.par_iter().map(process).collect(),
     };
     progress.finish_and_clear();
+    if cancelled() {
+        return Err(Error::Cancelled {
+            what: format!("corrupting {}", input.display()),
+        });
+    }
 
     for outcome in outcomes {
         match outcome {
             Outcome::Written(w) => report.written.push(w),
             Outcome::Failed(f) => report.failed.push(f),
+            Outcome::Cancelled => {}
         }
     }
     report.failed.sort_by(|a, b| a.path.cmp(&b.path));

@@ -26,7 +26,13 @@ class Model:
 
 def corrupt_array(image: np.ndarray, corruption: str, seed: int) -> Tuple[np.ndarray, str]: ...
 def corrupt_folder(
-    input: Path, output: Path, corruption: str, seed: int, threads: Optional[int] = None, progress: bool = False
+    input: Path,
+    output: Path,
+    corruption: str,
+    seed: int,
+    threads: Optional[int] = None,
+    progress: bool = False,
+    callback: Optional[Callable[[int, int], None]] = None,
 ) -> str: ...
 def list_folder(root: Path, classes: Optional[List[str]] = None, strict: bool = False) -> Tuple[str, List[str], str]: ...
 def read_manifest(path: Path) -> str: ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -49,13 +49,19 @@ def corrupt_folder(
     kind: str = "mixed",
     seed: int = 0,
     threads: Optional[int] = None,
-    progress: bool = False,
+    progress: Union[bool, Callable[[int, int], None]] = False,
     params: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Corrupts every image under ``input`` into ``output`` (same names and formats).
 
     Returns ``{"written": [...], "skipped": [[path, reason]], "failed": [[path, error]]}``:
-    a bad file is reported, not fatal.
+    a bad file is reported, not fatal. ``progress`` is ``True`` for a bar on the terminal's
+    stderr, or a callable ``(done, total)`` called after each file (from worker threads).
+    Ctrl-C stops after the files in hand (each written whole) and raises KeyboardInterrupt.
     """
-    report = _rs.corrupt_folder(Path(input), Path(output), _corruption(kind, params), seed, threads, progress)
+    callback = progress if callable(progress) else None
+    bar = bool(progress) and callback is None
+    report = _rs.corrupt_folder(
+        Path(input), Path(output), _corruption(kind, params), seed, threads, bar, callback
+    )
     return json.loads(report)
