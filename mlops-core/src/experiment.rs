@@ -9,6 +9,7 @@
 //! 4. Every model is evaluated on monday's test set, tuesday's test set and both.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -20,7 +21,8 @@ use crate::model::Backbone;
 use crate::model::classifier::seeded_linear;
 use crate::select::{Budget, Distance, Embeddings, Strategy, select};
 use crate::train::{
-    EpochMetrics, ImageSet, SkippedImage, TrainConfig, evaluate_head, set_features, train_head,
+    EpochMetrics, ImageSet, SkippedImage, TrainConfig, TrainHooks, evaluate_head, head_with_hooks,
+    set_features_with_hooks,
 };
 
 /// The two days' data: image roots and manifests.
@@ -218,6 +220,16 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Ways to follow and stop an experiment from outside: a flag checked between batches (the
+/// run then fails with [`Error::Cancelled`]) and a callback after every strategy run.
+#[derive(Default)]
+pub struct ExperimentHooks<'a> {
+    /// When set, the experiment stops at the next batch.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called with each finished strategy run.
+    pub on_run: Option<&'a mut dyn FnMut(&StrategyRun)>,
+}
+
 /// Runs the experiment with a frozen `backbone` (normally EfficientNet-Lite0 with ImageNet
 /// weights).
 pub fn run_shift_experiment(
@@ -226,6 +238,21 @@ pub fn run_shift_experiment(
     data: ShiftData<'_>,
     config: &ExperimentConfig,
 ) -> Result<ExperimentResults> {
+    run_shift_experiment_with_hooks(backbone, classes, data, config, ExperimentHooks::default())
+}
+
+/// [`run_shift_experiment`], followed and stoppable through `hooks`.
+pub fn run_shift_experiment_with_hooks(
+    backbone: &Backbone,
+    classes: &ClassMap,
+    data: ShiftData<'_>,
+    config: &ExperimentConfig,
+    mut hooks: ExperimentHooks<'_>,
+) -> Result<ExperimentResults> {
+    let mut train_hooks = TrainHooks {
+        cancel: hooks.cancel,
+        on_epoch: None,
+    };
     if config.seeds.is_empty() {
         return Err(Error::invalid("seeds", "at least one seed is needed"));
     }
@@ -235,13 +262,17 @@ pub fn run_shift_experiment(
     let cache = t.feature_cache.as_deref();
     let mut skipped = Vec::new();
     let mut features = |root: &Path, manifest: &Manifest| -> Result<Rows> {
-        let (features, targets, bad) = set_features(
+        let (features, targets, bad) = set_features_with_hooks(
             backbone,
             &ImageSet { root, manifest },
             &t.preprocess,
             cache,
             &device,
             t.progress,
+            &TrainHooks {
+                cancel: hooks.cancel,
+                on_epoch: None,
+            },
         )?;
         skipped.extend(bad);
         Ok(Rows { features, targets })
@@ -256,12 +287,13 @@ pub fn run_shift_experiment(
     let n_classes = classes.len();
 
     let fresh = seeded_linear(backbone.kind().features(), n_classes, t.seed, &device);
-    let (monday_head, monday_history) = train_head(
+    let (monday_head, monday_history) = head_with_hooks(
         fresh,
         (&monday_train.features, &monday_train.targets),
         (&monday_test.features, &monday_test.targets),
         n_classes,
         t,
+        &mut train_hooks,
     )?;
     let (monday_model, _) = accuracy(&monday_head, tests, n_classes, &device)?;
     let embeddings = Embeddings::new(monday_train.features.clone(), monday_train.width().max(1))?
@@ -282,15 +314,16 @@ pub fn run_shift_experiment(
             let replay = monday_train.pick(&selection.indices);
             let train_rows = Rows::concat(&[&tuesday_train, &replay]);
             let run_config = TrainConfig { seed, ..t.clone() };
-            let (head, history) = train_head(
+            let (head, history) = head_with_hooks(
                 monday_head.clone(),
                 (&train_rows.features, &train_rows.targets),
                 (&both_test.features, &both_test.targets),
                 n_classes,
                 &run_config,
+                &mut train_hooks,
             )?;
             let (accuracy, confusion) = accuracy(&head, tests, n_classes, &device)?;
-            runs.push(StrategyRun {
+            let run = StrategyRun {
                 strategy: strategy.name(),
                 seed,
                 replay: selection.indices.len(),
@@ -298,7 +331,11 @@ pub fn run_shift_experiment(
                 history,
                 confusion,
                 selection_seconds,
-            });
+            };
+            if let Some(f) = hooks.on_run.as_mut() {
+                f(&run);
+            }
+            runs.push(run);
         }
     }
     let summary = config

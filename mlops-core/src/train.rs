@@ -310,12 +310,34 @@ pub fn set_features(
     device: &Device,
     progress: bool,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
+    set_features_with_hooks(
+        backbone,
+        set,
+        preprocess,
+        cache,
+        device,
+        progress,
+        &TrainHooks::default(),
+    )
+}
+
+/// [`set_features`], checking `hooks.cancel` between batches.
+pub(crate) fn set_features_with_hooks(
+    backbone: &Backbone,
+    set: &ImageSet<'_>,
+    preprocess: &Preprocess,
+    cache: Option<&Path>,
+    device: &Device,
+    progress: bool,
+    hooks: &TrainHooks<'_>,
+) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
     let (loaded, skipped) = load_images(set, preprocess);
     let refs: Vec<(String, &[f32])> = loaded
         .iter()
         .map(|l| (l.hash.clone(), l.chw.as_slice()))
         .collect();
-    let features = backbone_features(backbone, &refs, preprocess, cache, device, progress)?;
+    let features =
+        features_with_hooks(backbone, &refs, preprocess, cache, device, progress, hooks)?;
     Ok((features, loaded.iter().map(|l| l.target).collect(), skipped))
 }
 
@@ -657,7 +679,7 @@ pub fn train_head(
 }
 
 /// [`train_head`], followed and stoppable through `hooks`.
-fn head_with_hooks(
+pub(crate) fn head_with_hooks(
     head: burn::nn::Linear,
     train: (&[f32], &[u32]),
     test: (&[f32], &[u32]),

@@ -716,7 +716,7 @@ fn kafka_consume(
 /// The shift experiment: (results JSON, markdown table). With `out`, also writes
 /// results.json, results.md and the charts there (the font from `font_wheels`).
 #[pyfunction]
-#[pyo3(signature = (roots, manifests, classes, strategies, budget, seeds, config, backbone="efficientnet_lite0", weights=None, out=None, font_wheels=None))]
+#[pyo3(signature = (roots, manifests, classes, strategies, budget, seeds, config, backbone="efficientnet_lite0", weights=None, out=None, font_wheels=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn shift_experiment(
     py: Python<'_>,
@@ -731,8 +731,11 @@ fn shift_experiment(
     weights: Option<PathBuf>,
     out: Option<PathBuf>,
     font_wheels: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<(String, String)> {
-    use mlops_core::experiment::{ExperimentConfig, ShiftData, run_shift_experiment};
+    use mlops_core::experiment::{
+        ExperimentConfig, ExperimentHooks, ShiftData, StrategyRun, run_shift_experiment_with_hooks,
+    };
     let train: TrainConfig = from_json("config", config)?;
     let classes = ClassMap::new(classes).map_err(to_py)?;
     let [mtr, mte, ttr, tte] = [
@@ -753,7 +756,7 @@ fn shift_experiment(
         train,
     };
     let backbone = backbone.to_string();
-    let results = heavy(py, || -> mlops_core::Result<_> {
+    let results = interruptible(py, |stop| -> mlops_core::Result<_> {
         let device = experiment.train.backend.device();
         let net = make_backbone(&backbone, weights, &device)?;
         let data = ShiftData {
@@ -764,7 +767,17 @@ fn shift_experiment(
             tuesday_train: &ttr,
             tuesday_test: &tte,
         };
-        let results = run_shift_experiment(&net, &classes, data, &experiment)?;
+        let mut on_run = |run: &StrategyRun| report_progress(progress.as_ref(), run);
+        let results = run_shift_experiment_with_hooks(
+            &net,
+            &classes,
+            data,
+            &experiment,
+            ExperimentHooks {
+                cancel: Some(stop.as_ref()),
+                on_run: Some(&mut on_run),
+            },
+        )?;
         if let Some(out) = &out {
             let json = serde_json::to_string_pretty(&results)
                 .map_err(|e| Error::invalid("results", e.to_string()))?;
@@ -779,7 +792,7 @@ fn shift_experiment(
             }
         }
         Ok(results)
-    })
+    })?
     .map_err(to_py)?;
     Ok((to_json(&results)?, results.to_markdown()))
 }

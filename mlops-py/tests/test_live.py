@@ -70,14 +70,16 @@ def test_heavy_calls_work_in_a_forked_child(small_model, demo, tmp_path):
 
 
 def test_shift_experiment_from_python(demo, tmp_path):
+    runs = []
     read = lambda name: mlops.Manifest.read(demo / name)  # noqa: E731
     subset = lambda m, step: mlops.Manifest(m.samples[::step])  # noqa: E731
     result = mlops.shift_experiment(
         demo / "monday", subset(read("monday_train.jsonl"), 8), subset(read("monday_test.jsonl"), 4),
         demo / "tuesday", subset(read("tuesday_train.jsonl"), 8), subset(read("tuesday_test.jsonl"), 4),
         CLASSES, strategies=["none", "k_center", "all"], budget=10, seeds=[1], backbone="small_cnn",
-        epochs=2, batch_size=16, preprocess={"size": 32}, out=tmp_path,
+        epochs=2, batch_size=16, preprocess={"size": 32}, out=tmp_path, progress=runs.append,
     )
+    assert [(r["strategy"], r["seed"]) for r in runs] == [("none", 1), ("k_center", 1), ("all", 1)]
     assert "k_center" in result.markdown
     assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").read_text() == result.markdown
     assert result.results
@@ -129,3 +131,19 @@ def test_corrupt_folder_reports_progress_and_stops_on_ctrl_c(demo, tmp_path):
     assert 0 < len(written) < 1000
     for path in written:
         assert mlops.read_image(path).size > 0
+
+
+def test_shift_experiment_stops_on_ctrl_c(demo):
+    read = lambda name: mlops.Manifest.read(demo / name)  # noqa: E731
+    timer = threading.Timer(2.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    import time
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        mlops.shift_experiment(
+            demo / "monday", read("monday_train.jsonl"), read("monday_test.jsonl"),
+            demo / "tuesday", read("tuesday_train.jsonl"), read("tuesday_test.jsonl"),
+            CLASSES, budget=50, seeds=[1, 2, 3], backbone="small_cnn", epochs=500, preprocess={"size": 64},
+        )
+    timer.cancel()
+    assert time.perf_counter() - started < 30, "the experiment did not stop soon after Ctrl-C"

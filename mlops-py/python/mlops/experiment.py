@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
@@ -39,6 +39,7 @@ def shift_experiment(
     weights: Optional[PathLike] = None,
     out: Optional[PathLike] = None,
     chart_font_wheels: Optional[PathLike] = None,
+    progress: Optional[Callable[[Dict[str, Any]], None]] = None,
     **train_config: Any,
 ) -> ExperimentResult:
     """Runs every strategy once per seed with the same replay budget (defaults: the original's
@@ -46,7 +47,8 @@ def shift_experiment(
 
     ``train_config`` takes the core's ``TrainConfig`` fields. With ``out``, ``results.json``,
     ``results.md`` and, given ``chart_font_wheels`` (the folder with the matplotlib wheel), the
-    charts are written there.
+    charts are written there. ``progress`` is called with each finished strategy run (a dict);
+    Ctrl-C stops the experiment at the next batch and raises KeyboardInterrupt.
     """
     train_config.setdefault("progress", False)
     if train_config.get("feature_cache") is not None:
@@ -63,5 +65,6 @@ def shift_experiment(
         Path(weights) if weights is not None else None,
         Path(out) if out is not None else None,
         Path(chart_font_wheels) if chart_font_wheels is not None else None,
+        (lambda text: progress(json.loads(text))) if progress is not None else None,
     )
     return ExperimentResult(json.loads(text), markdown)
