@@ -12,13 +12,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::{demo_data, fresh_db};
-use mlops_core::artifact::{ModelPackage, PackageInfo};
-use mlops_core::dataset::{ClassMap, Manifest, Sample};
+use mlops_core::dataset::{Manifest, Sample};
 use mlops_core::db::{StreamConfig, bulk_load, connect, create_table, stream_predictions};
-use mlops_core::model::{Backbone, BackboneKind, Classifier};
-use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
-use mlops_core::vision::Preprocess;
 use serde_json::Value;
 
 fn grafana_dir() -> PathBuf {
@@ -156,21 +151,7 @@ fn every_panel_query_runs_on_a_streamed_database() {
     create_table(&mut client, false).unwrap();
     bulk_load(&mut client, &Manifest::new(rows.clone())).unwrap();
 
-    let device = ComputeBackend::Flex.device();
-    let model = Classifier::new(
-        Backbone::init(BackboneKind::SmallCnn, &device),
-        5,
-        11,
-        &device,
-    );
-    let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"]).unwrap();
-    let preprocess = Preprocess {
-        size: 32,
-        ..Preprocess::default()
-    };
-    let (package, _) =
-        ModelPackage::new(model, classes, preprocess, PackageInfo::default()).unwrap();
-    let predictor = Predictor::from_package(package, device);
+    let predictor = common::small_cnn_predictor(11);
     let config = StreamConfig {
         source_url: Some(url.clone()),
         data_root: data.join("monday"),

@@ -9,16 +9,11 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::{demo_data, fresh_db};
-use mlops_core::artifact::{ModelPackage, PackageInfo};
-use mlops_core::dataset::{ClassMap, Manifest};
+use mlops_core::dataset::Manifest;
 use mlops_core::db::{bulk_load, connect, create_table};
 use mlops_core::kafka::{
     ConsumeConfig, PublishConfig, consume_topic, ensure_topic, message, publish_rows,
 };
-use mlops_core::model::{Backbone, BackboneKind, Classifier};
-use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
-use mlops_core::vision::Preprocess;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -27,24 +22,6 @@ fn brokers() -> String {
     std::env::var("MLOPS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
         panic!("MLOPS_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (scripts/with-services.sh starts tansu)")
     })
-}
-
-fn predictor() -> Predictor {
-    let device = ComputeBackend::Flex.device();
-    let model = Classifier::new(
-        Backbone::init(BackboneKind::SmallCnn, &device),
-        5,
-        5,
-        &device,
-    );
-    let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"]).unwrap();
-    let preprocess = Preprocess {
-        size: 32,
-        ..Preprocess::default()
-    };
-    let (package, _) =
-        ModelPackage::new(model, classes, preprocess, PackageInfo::default()).unwrap();
-    Predictor::from_package(package, device)
 }
 
 /// A database with `n` rows of the monday manifest in `cargo`.
@@ -148,7 +125,7 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
         .unwrap();
     rdkafka::producer::Producer::flush(&producer, Duration::from_secs(10)).unwrap();
 
-    let predictor = predictor();
+    let predictor = common::small_cnn_predictor(5);
     let config = ConsumeConfig {
         brokers: brokers(),
         topic: topic.to_string(),

@@ -14,37 +14,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{demo_data, fresh_db, pg_server_url};
-use mlops_core::artifact::{ModelPackage, PackageInfo};
-use mlops_core::dataset::{ClassMap, Manifest, Sample};
+use mlops_core::dataset::{Manifest, Sample};
 use mlops_core::db::sink::ensure_prediction_tables;
 use mlops_core::db::{
     StreamConfig, StreamStats, bulk_load, connect, create_table, stream_predictions,
 };
-use mlops_core::model::{Backbone, BackboneKind, Classifier};
 use mlops_core::predict::Predictor;
 use mlops_core::train::ComputeBackend;
-use mlops_core::vision::Preprocess;
 use rand::{Rng, SeedableRng};
 
-/// Saves a small-CNN package under `dir` and returns its path.
+/// Saves the small-CNN test package under `dir` and returns its path.
 fn small_package(dir: &Path) -> String {
-    let device = ComputeBackend::Flex.device();
-    device.seed(7);
-    let model = Classifier::new(
-        Backbone::init(BackboneKind::SmallCnn, &device),
-        5,
-        7,
-        &device,
-    );
-    let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"]).unwrap();
-    let preprocess = Preprocess {
-        size: 32,
-        ..Preprocess::default()
-    };
-    let (package, _) =
-        ModelPackage::new(model, classes, preprocess, PackageInfo::default()).unwrap();
     let uri = dir.join("model").display().to_string();
-    package.save(&uri).unwrap();
+    common::small_cnn_package(7).save(&uri).unwrap();
     uri
 }
 

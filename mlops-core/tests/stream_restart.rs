@@ -11,13 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{demo_data, fresh_db};
-use mlops_core::artifact::{ModelPackage, PackageInfo};
-use mlops_core::dataset::{ClassMap, Manifest};
+use mlops_core::dataset::Manifest;
 use mlops_core::db::{StreamConfig, bulk_load, connect, create_table, stream_predictions};
-use mlops_core::model::{Backbone, BackboneKind, Classifier};
-use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
-use mlops_core::vision::Preprocess;
 
 #[test]
 fn the_stream_resumes_after_a_database_restart() {
@@ -33,21 +28,7 @@ fn the_stream_resumes_after_a_database_restart() {
     bulk_load(&mut client, &rows).unwrap();
     drop(client);
 
-    let device = ComputeBackend::Flex.device();
-    let model = Classifier::new(
-        Backbone::init(BackboneKind::SmallCnn, &device),
-        5,
-        3,
-        &device,
-    );
-    let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"]).unwrap();
-    let preprocess = Preprocess {
-        size: 32,
-        ..Preprocess::default()
-    };
-    let (package, _) =
-        ModelPackage::new(model, classes, preprocess, PackageInfo::default()).unwrap();
-    let predictor = Predictor::from_package(package, device);
+    let predictor = common::small_cnn_predictor(3);
 
     let config = StreamConfig {
         source_url: Some(url.clone()),

@@ -16,9 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::predict_rows;
 use super::sink::{ensure_prediction_tables, write_classes, write_outcomes};
-use super::tail::{
-    Position, advance, ensure_position_tables, gap_ages, load_position, poll, save_position,
-};
+use super::tail::{Position, ensure_position_tables, load_position, poll_next, save_position};
 use super::{connect_config, db_error, is_transient, redact};
 use crate::error::{Error, Result};
 use crate::predict::Predictor;
@@ -250,19 +248,18 @@ fn step(
         session.position = Some(p);
     }
     let position = session.position.clone().unwrap_or_default();
-    let polled = poll(&mut session.source, &position, config.batch_size)
-        .map_err(|e| classify("read cargo", e))?;
-    let ages = if position.gaps.values().any(|g| polled.xmin >= g.horizon) {
-        gap_ages(session.sink(), stream).map_err(|e| classify("read the gaps", e))?
-    } else {
-        Default::default()
-    };
-    let next = advance(&position, &polled, |id, _| {
-        ages.get(&id).is_some_and(|age| *age >= config.gap_grace)
-    });
-    if polled.rows.is_empty() && next.closed.is_empty() && next.opened.is_empty() {
+    let Some((polled, next)) = poll_next(
+        &mut session.source,
+        session.sink.as_mut(),
+        stream,
+        &position,
+        config.batch_size,
+        config.gap_grace,
+    )
+    .map_err(|e| classify("read cargo", e))?
+    else {
         return Ok(Step::Idle);
-    }
+    };
     let outcome =
         predict_rows(predictor, &config.data_root, &polled.rows).map_err(StepError::Fatal)?;
     let sink = session.sink();

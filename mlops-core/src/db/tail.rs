@@ -165,6 +165,32 @@ pub fn poll(
     })
 }
 
+/// One step of a tail: polls after `position` and works out the next position, giving up the
+/// gaps that are past their horizon and at least `grace` old. Gap ages are read from
+/// `position_db` (where the position is kept; `None`: the source). `None` when nothing changed.
+pub fn poll_next(
+    source: &mut Client,
+    position_db: Option<&mut Client>,
+    stream: &str,
+    position: &Position,
+    limit: usize,
+    grace: Duration,
+) -> Result<Option<(Poll, Advance)>, postgres::Error> {
+    let polled = poll(source, position, limit)?;
+    let ages = if position.gaps.values().any(|g| polled.xmin >= g.horizon) {
+        gap_ages(position_db.unwrap_or(source), stream)?
+    } else {
+        BTreeMap::new()
+    };
+    let next = advance(position, &polled, |id, _| {
+        ages.get(&id).is_some_and(|age| *age >= grace)
+    });
+    if polled.rows.is_empty() && next.closed.is_empty() && next.opened.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((polled, next)))
+}
+
 /// The position after consuming `poll` (pure). Gaps are dropped when the poll's rows fill them
 /// or when they have expired: `expired(id, gap)` is asked only for gaps the poll did not fill
 /// whose horizon the poll's `xmin` has passed.

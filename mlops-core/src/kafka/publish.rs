@@ -17,9 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_TOPIC, kafka_error, message};
 use crate::db::stream::{StepError, classify, open_client, sleep_unless_stopped};
-use crate::db::tail::{
-    advance, ensure_position_tables, gap_ages, load_position, poll, save_position,
-};
+use crate::db::tail::{ensure_position_tables, load_position, poll_next, save_position};
 use crate::error::{Error, Result};
 
 /// How to publish.
@@ -135,23 +133,22 @@ pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<Publish
         load_position(&mut client, &stream).map_err(|e| fatal(classify("load the position", e)))?;
     let mut stats = PublishStats::default();
     while !stop.load(Ordering::Relaxed) {
-        let polled = poll(&mut client, &position, config.batch_size)
-            .map_err(|e| fatal(classify("read cargo", e)))?;
-        let ages = if position.gaps.values().any(|g| polled.xmin >= g.horizon) {
-            gap_ages(&mut client, &stream).map_err(|e| fatal(classify("read the gaps", e)))?
-        } else {
-            Default::default()
-        };
-        let next = advance(&position, &polled, |id, _| {
-            ages.get(&id).is_some_and(|age| *age >= config.gap_grace)
-        });
-        if polled.rows.is_empty() && next.closed.is_empty() && next.opened.is_empty() {
+        let step = poll_next(
+            &mut client,
+            None,
+            &stream,
+            &position,
+            config.batch_size,
+            config.gap_grace,
+        )
+        .map_err(|e| fatal(classify("read cargo", e)))?;
+        let Some((polled, next)) = step else {
             if config.exit_when_idle && position.gaps.is_empty() {
                 break;
             }
             sleep_unless_stopped(config.poll_interval, stop);
             continue;
-        }
+        };
         let failed_before = producer.context().failed.load(Ordering::Relaxed);
         for row in &polled.rows {
             let key = row.id.to_string();

@@ -134,3 +134,35 @@ pub fn fresh_db(name: &str) -> String {
     let (base, _) = url.rsplit_once('/').unwrap();
     format!("{base}/{name}")
 }
+
+/// An untrained small-CNN package on 32-pixel inputs for the demo's five classes (head drawn
+/// from `seed`): the stream tests' model, whose guarantees do not depend on accuracy.
+pub fn small_cnn_package(seed: u64) -> mlops_core::artifact::ModelPackage {
+    use mlops_core::model::{Backbone, BackboneKind, Classifier};
+    let device = mlops_core::train::ComputeBackend::Flex.device();
+    device.seed(seed);
+    let model = Classifier::new(
+        Backbone::init(BackboneKind::SmallCnn, &device),
+        5,
+        seed,
+        &device,
+    );
+    let classes =
+        mlops_core::dataset::ClassMap::new(["background", "brick", "concrete", "ground", "wood"])
+            .unwrap();
+    let preprocess = mlops_core::vision::Preprocess {
+        size: 32,
+        ..Default::default()
+    };
+    mlops_core::artifact::ModelPackage::new(model, classes, preprocess, Default::default())
+        .unwrap()
+        .0
+}
+
+/// [`small_cnn_package`] ready to predict on the flex backend.
+pub fn small_cnn_predictor(seed: u64) -> mlops_core::predict::Predictor {
+    mlops_core::predict::Predictor::from_package(
+        small_cnn_package(seed),
+        mlops_core::train::ComputeBackend::Flex.device(),
+    )
+}
