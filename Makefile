@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-torch bench-stream bench-python clean
+.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-torch-venv bench-torch bench-stream bench-python clean
 
 all: test
 
@@ -57,13 +57,27 @@ bench-pillow: bench-data venv
 	$(CARGO) build $(PROFILE) --example corrupt_timing
 	$(PY) benches/pillow_compare.py
 
-## Model stage timings (forward per backend, the 15-epoch training against the original's way),
-## then the same forward in PyTorch (installs torch into .venv-torch: a 4-5 GB download).
+## Model stage timings: forward per engine (our fast path, Burn flex, burn-ndarray) with each
+## one's share of the FMA peak, the 15-epoch training against the original's way, and where the
+## forward spends its time per kind of layer (fast path and Burn flex, batch 1 and 32).
 bench-model: demo-data
-	$(CARGO) build $(PROFILE) --example model_timing
+	$(CARGO) build $(PROFILE) --example model_timing --example model_profile
 	mkdir -p target/bench-results
 	target/release/examples/model_timing > target/bench-results/model_timing.json
-	cat target/bench-results/model_timing.json
+	target/release/examples/model_profile > target/bench-results/model_profile.json
+	cat target/bench-results/model_timing.json target/bench-results/model_profile.json
+
+## The backbone forward side by side with ONNX Runtime on the same weights, in one run (the
+## ONNX graph is exported from the .pth with torch: installs torch, onnx and onnxruntime into
+## .venv-torch, a 4-5 GB download kept out of the test command).
+bench-ort: bench-torch-venv demo-data
+	$(CARGO) build $(PROFILE) --example model_timing --example backbone_features
+	mkdir -p target/bench-results
+	.venv-torch/bin/python benches/ort_forward.py
+
+bench-torch-venv:
+	test -x .venv-torch/bin/python || python3 -m venv .venv-torch
+	.venv-torch/bin/pip install --quiet torch==2.15.0 onnx==1.23.2 onnxruntime==1.32.0 numpy
 
 bench-stream: demo-data
 	$(CARGO) build $(PROFILE) --example generate --example stream
@@ -76,9 +90,7 @@ bench-python: demo-data py-test
 	test -d target/demo/models/monday || scripts/demo.sh
 	$(PY) benches/python_overhead.py
 
-bench-torch: bench-model
-	test -x .venv-torch/bin/python || python3 -m venv .venv-torch
-	.venv-torch/bin/pip install --quiet torch==2.15.0 numpy
+bench-torch: bench-model bench-torch-venv
 	.venv-torch/bin/python benches/torch_forward.py > target/bench-results/torch_forward.json
 	cat target/bench-results/torch_forward.json
 

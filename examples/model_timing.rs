@@ -11,6 +11,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::Parser;
 use mlops_core::dataset::{ClassMap, Manifest};
+use mlops_core::infer::Lite0Inference;
 use mlops_core::model::Backbone;
 use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
 use mlops_core::train::{ComputeBackend, ImageSet, TrainConfig, backbone_features, train};
@@ -30,9 +31,23 @@ struct Args {
     /// Demo data folder.
     #[arg(long, default_value = "data")]
     data: PathBuf,
-    /// Backends to time the forward pass on.
-    #[arg(long, value_delimiter = ',', default_value = "flex,ndarray")]
+    /// Engines to time the forward pass on: `fast` (the inference path), `flex`, `ndarray`
+    /// (Burn's backends).
+    #[arg(long, value_delimiter = ',', default_value = "fast,flex,ndarray")]
     backends: Vec<String>,
+    /// Runs per case; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Input sizes (square).
+    #[arg(long, value_delimiter = ',', default_value = "224,256")]
+    sizes: Vec<usize>,
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    batches: Vec<usize>,
+    /// The CPU's fp32 FMA rate per core in GFMA/s, for the share of peak (58: this machine,
+    /// see docs/benchmarks.md).
+    #[arg(long, default_value_t = 58.0)]
+    peak_gfma_per_core: f64,
     /// Take every n-th training and test image for the training comparison.
     #[arg(long, default_value_t = 4)]
     every: usize,
@@ -44,43 +59,74 @@ struct Args {
 /// An image's key and its preprocessed CHW values.
 type KeyedImage = (String, Vec<f32>);
 
-fn forward_rate(
-    backbone: &Backbone,
-    device: &Device,
-    batch: usize,
-    size: usize,
-    repeats: usize,
-) -> f64 {
-    let x = Tensor::<4>::random(
-        [batch, 3, size, size],
-        burn::tensor::Distribution::Default,
-        device,
-    );
-    let _ = backbone.features(x.clone()).into_data(); // warm-up
-    let started = Instant::now();
-    for _ in 0..repeats {
-        let _ = backbone.features(x.clone()).into_data();
-    }
-    (batch * repeats) as f64 / started.elapsed().as_secs_f64()
+/// Images per second of `forward` on `batch` images: one warm-up call, then `runs` runs of
+/// enough calls for about `batch * 16` images each; the median run.
+fn median_rate(batch: usize, runs: usize, mut forward: impl FnMut()) -> f64 {
+    forward();
+    let calls = (16usize).div_ceil(batch).max(1) + usize::from(batch == 1) * 16;
+    let mut rates: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..calls {
+                forward();
+            }
+            (batch * calls) as f64 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    rates[rates.len() / 2]
+}
+
+/// Seeded uniform [-1, 1) input of `batch x 3 x size x size`.
+fn random_input(batch: usize, size: usize) -> Vec<f32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2022);
+    (0..batch * 3 * size * size)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let wheel = find_lite0_wheel(&args.wheels)?;
+    let threads = rayon::current_num_threads();
     let mut forward = Vec::new();
     for name in &args.backends {
-        let backend = ComputeBackend::parse(name)?;
-        let device = backend.device();
-        let backbone = Backbone::EfficientNetLite0(load_lite0(&wheel, false, &device)?);
-        for size in [224, 256] {
-            for (batch, repeats) in [(1, 20), (8, 4), (32, 2)] {
-                let rate = forward_rate(&backbone, &device, batch, size, repeats);
-                eprintln!("{name} forward {size}px batch {batch}: {rate:.1} images/s");
-                forward.push(json!({"backend": name, "size": size, "batch": batch, "images_per_second": rate}));
+        let (device, fast) = match name.as_str() {
+            "fast" => (Device::flex(), true),
+            other => (ComputeBackend::parse(other)?.device(), false),
+        };
+        let net = load_lite0(&wheel, false, &device)?;
+        let engine = Lite0Inference::new(&net)?;
+        let backbone = Backbone::EfficientNetLite0(net);
+        for &size in &args.sizes {
+            let gmac = engine.macs(size, size) as f64 / 1e9;
+            for &batch in &args.batches {
+                let input = random_input(batch, size);
+                let rate = if fast {
+                    median_rate(batch, args.runs, || {
+                        let _ = engine.features(&input, batch, size, size);
+                    })
+                } else {
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(input.clone(), [batch, 3, size, size]),
+                        &device,
+                    );
+                    median_rate(batch, args.runs, || {
+                        let _ = backbone.features(x.clone()).into_data();
+                    })
+                };
+                let peak = rate * gmac / (threads as f64 * args.peak_gfma_per_core);
+                eprintln!(
+                    "{name} forward {size}px batch {batch}: {rate:.1} images/s ({:.0}% of the FMA peak)",
+                    peak * 100.0
+                );
+                forward.push(json!({"engine": name, "size": size, "batch": batch,
+                    "images_per_second": rate, "gmac_per_image": gmac, "share_of_fma_peak": peak}));
             }
         }
     }
-    let mut result = json!({ "forward": forward });
+    let mut result = json!({ "threads": threads, "forward": forward });
     if !args.forward_only {
         let every =
             |m: Manifest| Manifest::new(m.samples.into_iter().step_by(args.every).collect());

@@ -189,7 +189,7 @@ fn tiny_predictor(batch: usize) -> Result<Predictor, Box<dyn std::error::Error>>
         size: 32,
         ..Default::default()
     };
-    let mut p = Predictor::new(model, classes, preprocess, device);
+    let mut p = Predictor::new(model, classes, preprocess, device)?;
     p.batch_size = batch;
     Ok(p)
 }

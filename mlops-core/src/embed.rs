@@ -9,10 +9,11 @@ use burn::prelude::*;
 use crate::dataset::Manifest;
 use crate::error::Result;
 use crate::imageio::{DEFAULT_MAX_ALLOC, decode};
+use crate::infer::FeatureExtractor;
 use crate::model::Backbone;
 use crate::seed::sha256_hex;
 use crate::select::Embeddings;
-use crate::train::{SkippedImage, backbone_features};
+use crate::train::{SkippedImage, extractor_features};
 use crate::vision::Preprocess;
 
 /// Something that turns images into fixed-width vectors.
@@ -25,39 +26,39 @@ pub trait Embedder {
     fn embed_images(&self, images: &[(String, image::DynamicImage)]) -> Result<Embeddings>;
 }
 
-/// Embeds with a (frozen) backbone's pooled features.
+/// Embeds with a (frozen) backbone's pooled features, on the fast inference path
+/// ([`FeatureExtractor`]).
 #[derive(Debug)]
 pub struct BackboneEmbedder {
-    backbone: Backbone,
+    extractor: FeatureExtractor,
     preprocess: Preprocess,
-    device: Device,
     cache: Option<PathBuf>,
 }
 
 impl BackboneEmbedder {
-    /// An embedder over `backbone` on `device`, caching under `cache` when given.
+    /// An embedder over `backbone` (on `device` where it has no fast path), caching under
+    /// `cache` when given.
     pub fn new(
-        backbone: Backbone,
+        backbone: &Backbone,
         preprocess: Preprocess,
-        device: Device,
+        device: &Device,
         cache: Option<PathBuf>,
-    ) -> Self {
-        BackboneEmbedder {
-            backbone,
+    ) -> Result<Self> {
+        Ok(BackboneEmbedder {
+            extractor: FeatureExtractor::new(backbone, device)?,
             preprocess,
-            device,
             cache,
-        }
+        })
     }
 }
 
 impl Embedder for BackboneEmbedder {
     fn name(&self) -> String {
-        format!("{}:{}", self.backbone.kind().name(), self.preprocess.key())
+        format!("{}:{}", self.extractor.identity(), self.preprocess.key())
     }
 
     fn dim(&self) -> usize {
-        self.backbone.kind().features()
+        self.extractor.dim()
     }
 
     /// `images` are (content key, image); the key addresses the cache.
@@ -68,12 +69,11 @@ impl Embedder for BackboneEmbedder {
             .collect();
         let refs: Vec<(String, &[f32])> =
             chw.iter().map(|(k, v)| (k.clone(), v.as_slice())).collect();
-        let features = backbone_features(
-            &self.backbone,
+        let features = extractor_features(
+            &self.extractor,
             &refs,
             &self.preprocess,
             self.cache.as_deref(),
-            &self.device,
             false,
         )?;
         Ok(Embeddings::new(features, self.dim())?.l2_normalised())

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::{ClassMap, Manifest};
 use crate::error::{Error, Result};
+use crate::infer::FeatureExtractor;
 use crate::model::Backbone;
 use crate::model::classifier::seeded_linear;
 use crate::select::{Budget, Distance, Embeddings, Strategy, select};
@@ -260,14 +261,14 @@ pub fn run_shift_experiment_with_hooks(
     let t = &config.train;
     let device = t.backend.device();
     let cache = t.feature_cache.as_deref();
+    let extractor = FeatureExtractor::new(backbone, &device)?;
     let mut skipped = Vec::new();
     let mut features = |root: &Path, manifest: &Manifest| -> Result<Rows> {
         let (features, targets, bad) = set_features_with_hooks(
-            backbone,
+            &extractor,
             &ImageSet { root, manifest },
             &t.preprocess,
             cache,
-            &device,
             t.progress,
             &TrainHooks {
                 cancel: hooks.cancel,

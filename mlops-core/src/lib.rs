@@ -19,6 +19,7 @@ pub mod embed;
 pub mod error;
 pub mod experiment;
 pub mod imageio;
+pub mod infer;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod model;

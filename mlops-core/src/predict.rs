@@ -11,8 +11,9 @@ use crate::artifact::ModelPackage;
 use crate::dataset::ClassMap;
 use crate::error::{Error, Result};
 use crate::imageio::{DEFAULT_MAX_ALLOC, read_image};
+use crate::infer::{FeatureEngine, FeatureExtractor};
 use crate::model::Classifier;
-use crate::train::{ComputeBackend, probabilities};
+use crate::train::ComputeBackend;
 use crate::vision::Preprocess;
 
 /// One prediction.
@@ -33,47 +34,129 @@ impl Prediction {
     }
 }
 
-/// A model ready to predict.
+/// A model ready to predict: the backbone on the fast inference path
+/// ([`crate::infer::FeatureExtractor`]) and the linear head.
 #[derive(Debug)]
 pub struct Predictor {
-    model: Classifier,
+    extractor: FeatureExtractor,
+    head: LinearHead,
     classes: ClassMap,
     preprocess: Preprocess,
-    device: Device,
-    /// Images per forward pass.
+    /// Images decoded and predicted together: [`Predictor::predict_paths`] holds at most two
+    /// such chunks decoded (the one predicted and the next one, decoded meanwhile).
     pub batch_size: usize,
 }
 
+/// A linear head's parameters as plain numbers: `logits = features * weight + bias`.
+#[derive(Debug, Clone)]
+struct LinearHead {
+    /// `[inputs, outputs]`, row-major (Burn's layout).
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    inputs: usize,
+    outputs: usize,
+}
+
+impl LinearHead {
+    fn new(linear: &burn::nn::Linear) -> Result<Self> {
+        let [inputs, outputs] = linear.weight.dims();
+        let values = |t: Tensor<1>| {
+            t.into_data()
+                .try_to_vec_as::<f32>()
+                .map_err(|e| Error::invalid("head", format!("{e:?}")))
+        };
+        let weight = values(linear.weight.val().reshape([inputs * outputs]))?;
+        let bias = match &linear.bias {
+            Some(b) => values(b.val())?,
+            None => vec![0.0; outputs],
+        };
+        Ok(LinearHead {
+            weight,
+            bias,
+            inputs,
+            outputs,
+        })
+    }
+
+    /// Softmax probabilities of one feature row.
+    fn probabilities(&self, features: &[f32]) -> Vec<f32> {
+        let mut logits = self.bias.clone();
+        for (&x, row) in features.iter().zip(self.weight.chunks_exact(self.outputs)) {
+            for (l, &w) in logits.iter_mut().zip(row) {
+                *l += x * w;
+            }
+        }
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut sum = 0.0;
+        for l in &mut logits {
+            *l = (*l - max).exp();
+            sum += *l;
+        }
+        for l in &mut logits {
+            *l /= sum;
+        }
+        logits
+    }
+}
+
 impl Predictor {
-    /// A predictor for a model on `device`.
+    /// A predictor for a model; the backbone runs on the fast inference path where it has one,
+    /// otherwise on `device`.
     pub fn new(
         model: Classifier,
         classes: ClassMap,
         preprocess: Preprocess,
         device: Device,
-    ) -> Self {
-        Predictor {
-            model: model.valid(),
+    ) -> Result<Self> {
+        Self::with_engine(model, classes, preprocess, device, FeatureEngine::Fast)
+    }
+
+    /// [`Predictor::new`] on a chosen feature engine ([`FeatureEngine::Burn`]: the reference).
+    pub fn with_engine(
+        model: Classifier,
+        classes: ClassMap,
+        preprocess: Preprocess,
+        device: Device,
+        engine: FeatureEngine,
+    ) -> Result<Self> {
+        let extractor = FeatureExtractor::with_engine(&model.backbone, &device, engine)?;
+        let head = LinearHead::new(&model.head)?;
+        if head.inputs != extractor.dim() {
+            return Err(Error::invalid(
+                "head",
+                format!(
+                    "takes {} features, the backbone gives {}",
+                    head.inputs,
+                    extractor.dim()
+                ),
+            ));
+        }
+        if head.outputs != classes.len() {
+            return Err(Error::invalid(
+                "head",
+                format!("has {} outputs for {} classes", head.outputs, classes.len()),
+            ));
+        }
+        Ok(Predictor {
+            extractor,
+            head,
             classes,
             preprocess,
-            device,
             batch_size: 32,
-        }
+        })
     }
 
     /// A predictor for a loaded package.
-    pub fn from_package(package: ModelPackage, device: Device) -> Self {
+    pub fn from_package(package: ModelPackage, device: Device) -> Result<Self> {
         let ModelPackage { model, metadata } = package;
         Predictor::new(model, metadata.classes, metadata.preprocess, device)
     }
 
-    /// Loads the package at `uri` (see [`crate::artifact`]) onto `backend`.
+    /// Loads the package at `uri` (see [`crate::artifact`]); backbones without a fast path run
+    /// on `backend`.
     pub fn load(uri: &str, backend: ComputeBackend) -> Result<Self> {
         let device = backend.device();
-        Ok(Predictor::from_package(
-            ModelPackage::load(uri, &device)?,
-            device,
-        ))
+        Predictor::from_package(ModelPackage::load(uri, &device)?, device)
     }
 
     /// The class map.
@@ -86,13 +169,27 @@ impl Predictor {
         &self.preprocess
     }
 
+    /// What computes the backbone features.
+    pub fn extractor(&self) -> &FeatureExtractor {
+        &self.extractor
+    }
+
     /// Predicts already preprocessed CHW images (see [`Preprocess::to_chw`]).
     pub fn predict_chw(&self, chw: &[Vec<f32>]) -> Result<Vec<Prediction>> {
+        let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+        self.predict_slices(&refs)
+    }
+
+    fn predict_slices(&self, chw: &[&[f32]]) -> Result<Vec<Prediction>> {
         let mut out = Vec::with_capacity(chw.len());
+        let width = self.extractor.dim();
         for batch in chw.chunks(self.batch_size.max(1)) {
-            let x = self.preprocess.stack(batch, &self.device);
-            for probs in probabilities(self.model.forward(x))? {
-                let class_id = probs
+            let features = self
+                .extractor
+                .features(batch, self.preprocess.size as usize)?;
+            for row in features.chunks_exact(width) {
+                let probabilities = self.head.probabilities(row);
+                let class_id = probabilities
                     .iter()
                     .enumerate()
                     .max_by(|a, b| a.1.total_cmp(b.1))
@@ -100,7 +197,7 @@ impl Predictor {
                 out.push(Prediction {
                     class_id,
                     class_name: self.classes.name(class_id).unwrap_or_default().to_string(),
-                    probabilities: probs,
+                    probabilities,
                 });
             }
         }
@@ -110,20 +207,18 @@ impl Predictor {
     /// Backbone features (the input of the linear head) of image files, in order. Unlike
     /// prediction, an unreadable file fails the call: embeddings are used as a whole.
     pub fn embed_paths<P: AsRef<Path> + Sync>(&self, paths: &[P]) -> Result<Vec<Vec<f32>>> {
-        let chw: Vec<Vec<f32>> = paths
-            .par_iter()
-            .map(|p| read_image(p.as_ref(), DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i)))
-            .collect::<Result<_>>()?;
-        let mut out = Vec::with_capacity(chw.len());
-        for batch in chw.chunks(self.batch_size.max(1)) {
-            let x = self.preprocess.stack(batch, &self.device);
-            let features = self.model.backbone.features(x);
-            let [n, d] = features.dims();
-            let flat: Vec<f32> = features
-                .into_data()
-                .try_to_vec::<f32>()
-                .map_err(|e| Error::invalid("features", format!("{e:?}")))?;
-            out.extend((0..n).map(|i| flat[i * d..(i + 1) * d].to_vec()));
+        let width = self.extractor.dim();
+        let mut out = Vec::with_capacity(paths.len());
+        for part in paths.chunks(self.batch_size.max(1)) {
+            let chw: Vec<Vec<f32>> = part
+                .par_iter()
+                .map(|p| self.load_chw(p.as_ref()))
+                .collect::<Result<_>>()?;
+            let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+            let features = self
+                .extractor
+                .features(&refs, self.preprocess.size as usize)?;
+            out.extend(features.chunks_exact(width).map(<[f32]>::to_vec));
         }
         Ok(out)
     }
@@ -137,31 +232,46 @@ impl Predictor {
         self.predict_chw(&chw)
     }
 
+    fn load_chw(&self, path: &Path) -> Result<Vec<f32>> {
+        read_image(path, DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i))
+    }
+
     /// Predicts image files; each result is the prediction or the error for that file (a bad
-    /// file does not stop the others).
+    /// file does not stop the others). Files are decoded and predicted in chunks of
+    /// [`Predictor::batch_size`]; the next chunk is decoded while the current one is predicted,
+    /// so at most two chunks are held decoded.
     pub fn predict_paths<P: AsRef<Path> + Sync>(
         &self,
         paths: &[P],
     ) -> Result<Vec<Result<Prediction>>> {
-        let loaded: Vec<Result<Vec<f32>>> = paths
-            .par_iter()
-            .map(|p| read_image(p.as_ref(), DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i)))
-            .collect();
-        let good: Vec<Vec<f32>> = loaded
-            .iter()
-            .filter_map(|r| r.as_ref().ok().cloned())
-            .collect();
-        let mut predictions = self.predict_chw(&good)?.into_iter();
-        Ok(loaded
-            .into_iter()
-            .map(|r| {
-                r.and_then(|_| {
+        let decode = |part: &[P]| -> Vec<Result<Vec<f32>>> {
+            part.par_iter().map(|p| self.load_chw(p.as_ref())).collect()
+        };
+        let mut out = Vec::with_capacity(paths.len());
+        let mut chunks = paths.chunks(self.batch_size.max(1));
+        let mut current = chunks.next().map(decode);
+        while let Some(loaded) = current {
+            let (predicted, next) = rayon::join(
+                || {
+                    let good: Vec<&[f32]> = loaded
+                        .iter()
+                        .filter_map(|r| r.as_ref().ok().map(Vec::as_slice))
+                        .collect();
+                    self.predict_slices(&good)
+                },
+                || chunks.next().map(decode),
+            );
+            let mut predictions = predicted?.into_iter();
+            for r in loaded {
+                out.push(r.and_then(|_| {
                     predictions.next().ok_or_else(|| {
                         Error::invalid("predictions", "fewer predictions than images")
                     })
-                })
-            })
-            .collect())
+                }));
+            }
+            current = next;
+        }
+        Ok(out)
     }
 
     /// Predicts the images of a manifest relative to `root`, in order.

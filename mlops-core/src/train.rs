@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::{ClassMap, Manifest};
 use crate::error::{Error, Result};
 use crate::imageio::{DEFAULT_MAX_ALLOC, decode, write_atomic};
+use crate::infer::FeatureExtractor;
 use crate::model::{Backbone, Classifier};
 use crate::seed::sha256_hex;
 use crate::vision::Preprocess;
@@ -258,19 +259,17 @@ pub struct TrainOutcome {
 /// One image read, hashed and preprocessed.
 pub(crate) struct Loaded {
     pub(crate) target: u32,
-    pub(crate) hash: String,
     pub(crate) chw: Vec<f32>,
 }
 
-fn load_one(root: &Path, image_path: &str, preprocess: &Preprocess) -> Result<(String, Vec<f32>)> {
+fn load_one(root: &Path, image_path: &str, preprocess: &Preprocess) -> Result<Vec<f32>> {
     let path = root.join(image_path);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    let image = decode(&path, &bytes, DEFAULT_MAX_ALLOC)?;
-    Ok((sha256_hex(&bytes), preprocess.to_chw(&image)))
+    Ok(preprocess.to_chw(&decode(&path, &bytes, DEFAULT_MAX_ALLOC)?))
 }
 
-/// Reads and preprocesses a set in parallel: per readable image its target, content hash and
-/// CHW values; unreadable images separately.
+/// Reads and preprocesses a set in parallel (for fine-tuning, which needs every image each
+/// epoch): per readable image its target and CHW values; unreadable images separately.
 fn load_images(set: &ImageSet<'_>, preprocess: &Preprocess) -> (Vec<Loaded>, Vec<SkippedImage>) {
     let results: Vec<_> = set
         .manifest
@@ -282,9 +281,8 @@ fn load_images(set: &ImageSet<'_>, preprocess: &Preprocess) -> (Vec<Loaded>, Vec
     let mut skipped = Vec::new();
     for (sample, result) in results {
         match result {
-            Ok((hash, chw)) => loaded.push(Loaded {
+            Ok(chw) => loaded.push(Loaded {
                 target: sample.target,
-                hash,
                 chw,
             }),
             Err(e) => skipped.push(SkippedImage {
@@ -296,9 +294,49 @@ fn load_images(set: &ImageSet<'_>, preprocess: &Preprocess) -> (Vec<Loaded>, Vec
     (loaded, skipped)
 }
 
-/// Images per backbone forward pass when computing features: measured here, larger batches
-/// are no faster on CPU and need far more memory (256 px, batch 32: ~200 MB per activation).
+/// Images per backbone call when computing features (rounded up to a multiple of the thread
+/// count): large enough to keep every core busy, small enough that little is held decoded.
 const FEATURE_BATCH: usize = 16;
+
+fn feature_batch() -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    FEATURE_BATCH.div_ceil(threads) * threads
+}
+
+/// The cache file of an image's features: keyed by its content hash, the preprocessing and the
+/// extractor's identity (architecture, weights' SHA-256, engine and its version).
+fn cache_file(
+    cache: Option<&Path>,
+    hash: &str,
+    preprocess: &Preprocess,
+    extractor: &FeatureExtractor,
+) -> Option<PathBuf> {
+    let key =
+        sha256_hex(format!("{hash};{};{}", preprocess.key(), extractor.identity()).as_bytes());
+    cache.map(|c| c.join(&key[..2]).join(format!("{key}.f32")))
+}
+
+fn read_cached(file: &Path, width: usize) -> Option<Vec<f32>> {
+    let bytes = std::fs::read(file).ok().filter(|b| b.len() == width * 4)?;
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
+}
+
+fn write_cached(file: &Path, row: &[f32]) -> Result<()> {
+    let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_atomic(file, &bytes)
+}
+
+/// One image of a set, ready for the backbone: its features from the cache, or its content
+/// hash and CHW values.
+enum Prepared {
+    Cached(Vec<f32>),
+    Fresh { hash: String, chw: Vec<f32> },
+}
 
 /// Backbone features and targets of a labelled set (frozen backbone, cached under `cache`),
 /// with the images that could not be read.
@@ -310,39 +348,104 @@ pub fn set_features(
     device: &Device,
     progress: bool,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
+    let extractor = FeatureExtractor::new(backbone, device)?;
     set_features_with_hooks(
-        backbone,
+        &extractor,
         set,
         preprocess,
         cache,
-        device,
         progress,
         &TrainHooks::default(),
     )
 }
 
-/// [`set_features`], checking `hooks.cancel` between batches.
+/// [`set_features`] with a given extractor, checking `hooks.cancel` between batches. Images are
+/// read, hashed and decoded in batches while the previous batch runs through the backbone, so
+/// only two batches are ever held decoded; cached images are not decoded at all.
 pub(crate) fn set_features_with_hooks(
-    backbone: &Backbone,
+    extractor: &FeatureExtractor,
     set: &ImageSet<'_>,
     preprocess: &Preprocess,
     cache: Option<&Path>,
-    device: &Device,
     progress: bool,
     hooks: &TrainHooks<'_>,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
-    let (loaded, skipped) = load_images(set, preprocess);
-    let refs: Vec<(String, &[f32])> = loaded
-        .iter()
-        .map(|l| (l.hash.clone(), l.chw.as_slice()))
-        .collect();
-    let features =
-        features_with_hooks(backbone, &refs, preprocess, cache, device, progress, hooks)?;
-    Ok((features, loaded.iter().map(|l| l.target).collect(), skipped))
+    let width = extractor.dim();
+    let size = preprocess.size as usize;
+    let prepare = |sample: &crate::dataset::Sample| -> Result<Prepared> {
+        let path = set.root.join(&sample.image_path);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let hash = sha256_hex(&bytes);
+        if let Some(row) =
+            cache_file(cache, &hash, preprocess, extractor).and_then(|f| read_cached(&f, width))
+        {
+            return Ok(Prepared::Cached(row));
+        }
+        let image = decode(&path, &bytes, DEFAULT_MAX_ALLOC)?;
+        Ok(Prepared::Fresh {
+            hash,
+            chw: preprocess.to_chw(&image),
+        })
+    };
+    let prepare_all = |part: &[crate::dataset::Sample]| -> Vec<Result<Prepared>> {
+        part.par_iter().map(prepare).collect()
+    };
+    let samples = &set.manifest.samples;
+    let bar = crate::progress::bar(progress, samples.len() as u64, "features");
+    let mut features = Vec::with_capacity(samples.len() * width);
+    let mut targets = Vec::with_capacity(samples.len());
+    let mut skipped = Vec::new();
+    let mut chunks = samples.chunks(feature_batch());
+    let mut current = chunks.next().map(|part| (part, prepare_all(part)));
+    while let Some((part, prepared)) = current {
+        hooks.check()?;
+        let (computed, next) = rayon::join(
+            || {
+                let fresh: Vec<&[f32]> = prepared
+                    .iter()
+                    .filter_map(|p| match p {
+                        Ok(Prepared::Fresh { chw, .. }) => Some(chw.as_slice()),
+                        _ => None,
+                    })
+                    .collect();
+                extractor.features(&fresh, size)
+            },
+            || chunks.next().map(|part| (part, prepare_all(part))),
+        );
+        let computed = computed?;
+        let mut fresh_rows = computed.chunks_exact(width);
+        for (sample, prepared) in part.iter().zip(prepared) {
+            match prepared {
+                Ok(Prepared::Cached(row)) => features.extend_from_slice(&row),
+                Ok(Prepared::Fresh { hash, .. }) => {
+                    let row = fresh_rows.next().ok_or_else(|| {
+                        Error::invalid("features", "fewer feature rows than images")
+                    })?;
+                    if let Some(file) = cache_file(cache, &hash, preprocess, extractor) {
+                        write_cached(&file, row)?;
+                    }
+                    features.extend_from_slice(row);
+                }
+                Err(e) => {
+                    skipped.push(SkippedImage {
+                        image_path: sample.image_path.clone(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            }
+            targets.push(sample.target);
+        }
+        bar.inc(part.len() as u64);
+        current = next;
+    }
+    bar.finish_and_clear();
+    Ok((features, targets, skipped))
 }
 
-/// Backbone features of preprocessed images, `[n, d]` row-major, computed in batches of 16
-/// and cached under `cache` (keyed by content hash, preprocessing and backbone).
+/// Backbone features of preprocessed images, `[n, d]` row-major, cached under `cache` (keyed
+/// by content hash, preprocessing and the extractor's identity). `images` are (content hash,
+/// CHW values).
 pub fn backbone_features(
     backbone: &Backbone,
     images: &[(String, &[f32])],
@@ -351,73 +454,35 @@ pub fn backbone_features(
     device: &Device,
     progress: bool,
 ) -> Result<Vec<f32>> {
-    features_with_hooks(
-        backbone,
-        images,
-        preprocess,
-        cache,
-        device,
-        progress,
-        &TrainHooks::default(),
-    )
+    let extractor = FeatureExtractor::new(backbone, device)?;
+    extractor_features(&extractor, images, preprocess, cache, progress)
 }
 
-/// [`backbone_features`], checking `hooks.cancel` between batches.
-fn features_with_hooks(
-    backbone: &Backbone,
+/// [`backbone_features`] with a given extractor.
+pub fn extractor_features(
+    extractor: &FeatureExtractor,
     images: &[(String, &[f32])],
     preprocess: &Preprocess,
     cache: Option<&Path>,
-    device: &Device,
     progress: bool,
-    hooks: &TrainHooks<'_>,
 ) -> Result<Vec<f32>> {
-    let width = backbone.kind().features();
-    let cache_key = |hash: &str| -> PathBuf {
-        let key = sha256_hex(
-            format!("{hash};{};{}", preprocess.key(), backbone.kind().name()).as_bytes(),
-        );
-        cache
-            .map(|c| c.join(&key[..2]).join(format!("{key}.f32")))
-            .unwrap_or_default()
-    };
+    let width = extractor.dim();
     let mut out = vec![0f32; images.len() * width];
     let mut todo = Vec::new();
     for (i, (hash, _)) in images.iter().enumerate() {
-        let cached = cache
-            .and_then(|_| std::fs::read(cache_key(hash)).ok())
-            .filter(|b| b.len() == width * 4);
-        match cached {
-            Some(bytes) => {
-                for (j, chunk) in bytes.chunks_exact(4).enumerate() {
-                    out[i * width + j] =
-                        f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                }
-            }
+        match cache_file(cache, hash, preprocess, extractor).and_then(|f| read_cached(&f, width)) {
+            Some(row) => out[i * width..(i + 1) * width].copy_from_slice(&row),
             None => todo.push(i),
         }
     }
     let bar = crate::progress::bar(progress, todo.len() as u64, "features");
-    let model = backbone.valid();
-    let s = preprocess.size as usize;
-    for chunk in todo.chunks(FEATURE_BATCH) {
-        hooks.check()?;
-        let mut flat = Vec::with_capacity(chunk.len() * 3 * s * s);
-        for &i in chunk {
-            flat.extend_from_slice(images[i].1);
-        }
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [chunk.len(), 3, s, s]), device);
-        let features: Vec<f32> = model
-            .features(x)
-            .into_data()
-            .try_to_vec_as::<f32>()
-            .map_err(|e| Error::invalid("features", format!("{e:?}")))?;
-        for (k, &i) in chunk.iter().enumerate() {
-            let row = &features[k * width..(k + 1) * width];
+    for chunk in todo.chunks(feature_batch()) {
+        let batch: Vec<&[f32]> = chunk.iter().map(|&i| images[i].1).collect();
+        let features = extractor.features(&batch, preprocess.size as usize)?;
+        for (&i, row) in chunk.iter().zip(features.chunks_exact(width)) {
             out[i * width..(i + 1) * width].copy_from_slice(row);
-            if cache.is_some() {
-                let bytes: Vec<u8> = row.iter().flat_map(|v| v.to_le_bytes()).collect();
-                write_atomic(&cache_key(&images[i].0), &bytes)?;
+            if let Some(file) = cache_file(cache, &images[i].0, preprocess, extractor) {
+                write_cached(&file, row)?;
             }
         }
         bar.inc(chunk.len() as u64);
@@ -533,42 +598,28 @@ pub fn train_with_hooks(
     check_targets(train_set.manifest, classes)?;
     check_targets(test_set.manifest, classes)?;
     let device = config.backend.device();
-    let (train_images, mut skipped) = load_images(train_set, &config.preprocess);
-    let (test_images, test_skipped) = load_images(test_set, &config.preprocess);
-    skipped.extend(test_skipped);
-    if train_images.is_empty() {
-        return Err(Error::invalid("train", "no readable training image"));
-    }
-    let train_targets: Vec<u32> = train_images.iter().map(|l| l.target).collect();
-    let test_targets: Vec<u32> = test_images.iter().map(|l| l.target).collect();
+    let no_training_image = || Error::invalid("train", "no readable training image");
     match config.mode {
         TrainMode::FrozenBackbone => {
             let started = Instant::now();
-            fn as_refs(v: &[Loaded]) -> Vec<(String, &[f32])> {
-                v.iter()
-                    .map(|l| (l.hash.clone(), l.chw.as_slice()))
-                    .collect()
-            }
+            let extractor = FeatureExtractor::new(&backbone, &device)?;
             let cache = config.feature_cache.as_deref();
-            let train_features = features_with_hooks(
-                &backbone,
-                &as_refs(&train_images),
-                &config.preprocess,
-                cache,
-                &device,
-                config.progress,
-                &hooks,
-            )?;
-            let test_features = features_with_hooks(
-                &backbone,
-                &as_refs(&test_images),
-                &config.preprocess,
-                cache,
-                &device,
-                config.progress,
-                &hooks,
-            )?;
-            drop((train_images, test_images));
+            let features = |set: &ImageSet<'_>| {
+                set_features_with_hooks(
+                    &extractor,
+                    set,
+                    &config.preprocess,
+                    cache,
+                    config.progress,
+                    &hooks,
+                )
+            };
+            let (train_features, train_targets, mut skipped) = features(train_set)?;
+            if train_targets.is_empty() {
+                return Err(no_training_image());
+            }
+            let (test_features, test_targets, test_skipped) = features(test_set)?;
+            skipped.extend(test_skipped);
             let feature_seconds = started.elapsed().as_secs_f64();
             let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
             let started = Instant::now();
@@ -602,6 +653,12 @@ pub fn train_with_hooks(
             })
         }
         TrainMode::FineTune => {
+            let (train_images, mut skipped) = load_images(train_set, &config.preprocess);
+            let (test_images, test_skipped) = load_images(test_set, &config.preprocess);
+            skipped.extend(test_skipped);
+            if train_images.is_empty() {
+                return Err(no_training_image());
+            }
             let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
             let started = Instant::now();
             let (model, history, test) = fine_tune(

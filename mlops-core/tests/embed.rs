@@ -20,14 +20,15 @@ fn manifest_embeddings_are_unit_rows_cached_and_skip_bad_images() {
     );
     let cache = tempfile::tempdir().unwrap();
     let embedder = BackboneEmbedder::new(
-        backbone,
+        &backbone,
         Preprocess {
             size: 128,
             ..Preprocess::default()
         },
-        device,
+        &device,
         Some(cache.path().to_path_buf()),
-    );
+    )
+    .unwrap();
     assert_eq!(embedder.dim(), 1280);
     let all = Manifest::read(&demo_data().join("monday_test.jsonl")).unwrap();
     let mut samples: Vec<Sample> = all.samples.iter().step_by(40).cloned().collect();

@@ -393,7 +393,7 @@ struct Model {
 }
 
 impl Model {
-    fn from_package(package: ModelPackage, backend: ComputeBackend) -> Self {
+    fn from_package(package: ModelPackage, backend: ComputeBackend) -> mlops_core::Result<Self> {
         let device = backend.device();
         let metadata = package.metadata.clone();
         let predictor = Predictor::new(
@@ -401,12 +401,12 @@ impl Model {
             metadata.classes.clone(),
             metadata.preprocess,
             device,
-        );
-        Model {
+        )?;
+        Ok(Model {
             predictor,
             metadata,
             package,
-        }
+        })
     }
 }
 
@@ -419,7 +419,7 @@ impl Model {
         let backend = ComputeBackend::parse(backend).map_err(to_py)?;
         py.detach(|| {
             let package = ModelPackage::load(&uri, &backend.device())?;
-            Ok(Model::from_package(package, backend))
+            Model::from_package(package, backend)
         })
         .map_err(to_py)
     }
@@ -567,7 +567,7 @@ fn train(
         .map(|s| (s.image_path.clone(), s.reason.clone()))
         .collect();
     Ok((
-        Model::from_package(package, config.backend),
+        Model::from_package(package, config.backend).map_err(to_py)?,
         to_json(&outcome.history)?,
         to_json(&outcome.test)?,
         to_json(&skipped)?,

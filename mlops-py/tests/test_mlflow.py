@@ -39,12 +39,14 @@ def test_log_register_alias_load_and_serve(mlflow_server, small_model, demo, tmp
     client.set_registered_model_alias("cargo-classifier", "champion", version)
     loaded = mlflow.pyfunc.load_model("models:/cargo-classifier@champion")
     test = mlops.Manifest.read(demo / "monday_test.jsonl")
-    frame = pd.DataFrame({"image_path": test.image_paths[:8] + ["../monday_test.jsonl", "brick/missing.png"]})
+    frame = pd.DataFrame({"image_path": test.image_paths[:4] + ["../monday_test.jsonl"] + test.image_paths[4:8]
+                          + ["brick/missing.png"]})
     out = loaded.predict(frame)
     direct = small_model.predict_paths([demo / "monday" / p for p in test.image_paths[:8]])
-    assert out["target"].tolist()[:8] == [p.target for p in direct]
-    assert "leaves the data root" in out["error"][8]
-    assert out["target"][9] == -1 and "missing.png" in out["error"][9]
+    targets = out["target"].tolist()
+    assert targets[:4] + targets[5:9] == [p.target for p in direct]
+    assert targets[4] == -1 and "leaves the data root" in out["error"][4]
+    assert targets[9] == -1 and "missing.png" in out["error"][9]
 
     # `mlflow models serve` answering /invocations.
     port = free_port()
@@ -70,3 +72,23 @@ def test_log_register_alias_load_and_serve(mlflow_server, small_model, demo, tmp
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_pyfunc_predicts_a_frame_in_one_model_call(small_model, demo):
+    from mlops._mlflow_pyfunc import MlopsPyfunc
+
+    class Counting:
+        calls = 0
+
+        def predict_paths(self, paths):
+            Counting.calls += 1
+            return small_model.predict_paths(paths)
+
+    pyfunc = MlopsPyfunc()
+    pyfunc.model, pyfunc.data_root = Counting(), str(demo / "monday")
+    test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    out = pyfunc.predict(None, pd.DataFrame({"image_path": test.image_paths[:6] + ["/etc/passwd"]}))
+    assert Counting.calls == 1
+    assert out["target"].tolist()[:6] == [p.target for p in small_model.predict_paths(
+        [demo / "monday" / p for p in test.image_paths[:6]])]
+    assert out["target"].tolist()[6] == -1

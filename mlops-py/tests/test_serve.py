@@ -17,8 +17,28 @@ from conftest import free_port
 from mlops.serve import create_app
 
 
+class CountingModel:
+    """The real model, counting its predict_paths calls (batches must be one model call)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.predict_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def predict_paths(self, paths):
+        self.predict_calls += 1
+        return self.model.predict_paths(paths)
+
+
 @pytest.fixture(scope="module")
-def api(small_model, demo, tmp_path_factory):
+def counting_model(small_model):
+    return CountingModel(small_model)
+
+
+@pytest.fixture(scope="module")
+def api(counting_model, demo, tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     (root / "brick").mkdir()
     name = sorted(os.listdir(demo / "monday" / "brick"))[0]
@@ -28,7 +48,7 @@ def api(small_model, demo, tmp_path_factory):
     (outside / "secret.png").write_bytes((demo / "monday" / "brick" / name).read_bytes())
     (root / "link.png").symlink_to(outside / "secret.png")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(small_model, root), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(counting_model, root), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 30
@@ -68,10 +88,15 @@ def test_bad_paths_get_client_errors(api, path, code):
     assert status == code, body
 
 
-def test_batch_requests_answer_each_path(api):
+def test_batch_requests_answer_each_path_in_one_model_call(api, counting_model):
     base, good, _ = api
-    status, body = post(base + "/predict/batch", {"image_paths": [good, "../x.png", good]})
+    before = counting_model.predict_calls
+    status, body = post(base + "/predict/batch",
+                        {"image_paths": [good, "../x.png", good, "brick/broken.png", "brick/missing.png"]})
     assert status == 200
-    first, bad, third = body["predictions"]
+    first, bad, third, broken, missing = body["predictions"]
     assert first == third and "target" in first
     assert bad["status"] == 400
+    assert broken["status"] == 422
+    assert missing["status"] == 404
+    assert counting_model.predict_calls == before + 1

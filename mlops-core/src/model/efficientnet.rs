@@ -42,13 +42,13 @@ fn bn(features: usize, device: &Device) -> BatchNorm {
 /// 1x1 projection; identity shortcut when stride is 1 and widths match.
 #[derive(Module, Debug)]
 pub struct MbConv {
-    expand_conv: Option<Conv2d>,
-    bn0: Option<BatchNorm>,
-    depthwise_conv: Conv2d,
-    bn1: BatchNorm,
-    project_conv: Conv2d,
-    bn2: BatchNorm,
-    skip: bool,
+    pub(crate) expand_conv: Option<Conv2d>,
+    pub(crate) bn0: Option<BatchNorm>,
+    pub(crate) depthwise_conv: Conv2d,
+    pub(crate) bn1: BatchNorm,
+    pub(crate) project_conv: Conv2d,
+    pub(crate) bn2: BatchNorm,
+    pub(crate) skip: bool,
 }
 
 impl MbConv {
@@ -91,6 +91,54 @@ impl MbConv {
     }
 }
 
+/// Seconds per kind of operation of Burn's forward pass ([`EfficientNetLite0::features_timed`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OpTimes {
+    /// The 3x3 stride-2 stem convolution.
+    pub stem: f64,
+    /// 1x1 expansion convolutions.
+    pub expand: f64,
+    /// Depthwise convolutions.
+    pub depthwise: f64,
+    /// 1x1 projection convolutions.
+    pub project: f64,
+    /// The 1x1 head convolution.
+    pub head: f64,
+    /// Every BatchNorm.
+    pub batch_norm: f64,
+    /// Every ReLU6 (clamp).
+    pub clamp: f64,
+    /// Residual sums.
+    pub residual_add: f64,
+    /// Global average pooling.
+    pub pooling: f64,
+}
+
+impl OpTimes {
+    /// Total seconds.
+    pub fn total(&self) -> f64 {
+        self.stem
+            + self.expand
+            + self.depthwise
+            + self.project
+            + self.head
+            + self.batch_norm
+            + self.clamp
+            + self.residual_add
+            + self.pooling
+    }
+}
+
+/// Runs `op` and waits for its result (Burn's CPU backends compute eagerly; reading one value
+/// makes sure), adding the wall time to `slot`.
+fn timed<const D: usize>(slot: &mut f64, op: impl FnOnce() -> Tensor<D>) -> Tensor<D> {
+    let started = std::time::Instant::now();
+    let out = op();
+    let _ = out.clone().narrow(0, 0, 1).into_data();
+    *slot += started.elapsed().as_secs_f64();
+    out
+}
+
 /// (expansion, kernel, stride of the first block, input width, output width, blocks).
 const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 32, 16, 1),
@@ -106,11 +154,11 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
 /// without their leading underscores.
 #[derive(Module, Debug)]
 pub struct EfficientNetLite0 {
-    conv_stem: Conv2d,
-    bn0: BatchNorm,
-    blocks: Vec<MbConv>,
-    conv_head: Conv2d,
-    bn1: BatchNorm,
+    pub(crate) conv_stem: Conv2d,
+    pub(crate) bn0: BatchNorm,
+    pub(crate) blocks: Vec<MbConv>,
+    pub(crate) conv_head: Conv2d,
+    pub(crate) bn1: BatchNorm,
     /// The ImageNet classifier (1000 classes); `None` for a backbone only.
     fc: Option<Linear>,
 }
@@ -146,10 +194,50 @@ impl EfficientNetLite0 {
         h.reshape([n, c, hh * ww]).mean_dim(2).reshape([n, c])
     }
 
+    /// [`Self::features`], timing every kind of operation (for profiles; slower than
+    /// [`Self::features`] by the synchronisation after each operation).
+    pub fn features_timed(&self, x: Tensor<4>) -> (Tensor<2>, OpTimes) {
+        let mut t = OpTimes::default();
+        let mut h = timed(&mut t.stem, || self.conv_stem.forward(x));
+        h = timed(&mut t.batch_norm, || self.bn0.forward(h));
+        h = timed(&mut t.clamp, || relu6(h));
+        for b in &self.blocks {
+            let input = h.clone();
+            if let (Some(c), Some(bn)) = (&b.expand_conv, &b.bn0) {
+                h = timed(&mut t.expand, || c.forward(h));
+                h = timed(&mut t.batch_norm, || bn.forward(h));
+                h = timed(&mut t.clamp, || relu6(h));
+            }
+            h = timed(&mut t.depthwise, || b.depthwise_conv.forward(h));
+            h = timed(&mut t.batch_norm, || b.bn1.forward(h));
+            h = timed(&mut t.clamp, || relu6(h));
+            h = timed(&mut t.project, || b.project_conv.forward(h));
+            h = timed(&mut t.batch_norm, || b.bn2.forward(h));
+            if b.skip {
+                h = timed(&mut t.residual_add, || h + input);
+            }
+        }
+        h = timed(&mut t.head, || self.conv_head.forward(h));
+        h = timed(&mut t.batch_norm, || self.bn1.forward(h));
+        h = timed(&mut t.clamp, || relu6(h));
+        let [n, c, hh, ww] = h.dims();
+        let started = std::time::Instant::now();
+        let pooled = h.reshape([n, c, hh * ww]).mean_dim(2).reshape([n, c]);
+        let _ = pooled.clone().narrow(0, 0, 1).into_data();
+        t.pooling += started.elapsed().as_secs_f64();
+        (pooled, t)
+    }
+
     /// ImageNet logits `[n, 1000]`; `None` when the network has no ImageNet head.
     pub fn imagenet_logits(&self, x: Tensor<4>) -> Option<Tensor<2>> {
         let fc = self.fc.as_ref()?;
         Some(fc.forward(self.features(x)))
+    }
+
+    /// ImageNet logits `[n, 1000]` of pooled features `[n, 1280]` (from [`Self::features`] or
+    /// the fast inference path, [`crate::infer::Lite0Inference`]); `None` without the head.
+    pub fn imagenet_logits_of_features(&self, features: Tensor<2>) -> Option<Tensor<2>> {
+        Some(self.fc.as_ref()?.forward(features))
     }
 
     /// Drops the ImageNet classifier, keeping the backbone.

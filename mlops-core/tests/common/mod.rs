@@ -165,4 +165,5 @@ pub fn small_cnn_predictor(seed: u64) -> mlops_core::predict::Predictor {
         small_cnn_package(seed),
         mlops_core::train::ComputeBackend::Flex.device(),
     )
+    .unwrap()
 }

@@ -34,15 +34,22 @@ class MlopsPyfunc(PythonModel):
         if isinstance(model_input, pd.DataFrame) and "image_path" in model_input.columns:
             if not self.data_root:
                 raise InvalidParameterError("data_root: set MLOPS_DATA_ROOT or log the model with data_root=...")
-            rows = []
+            resolved = []
             for relative in model_input["image_path"]:
                 try:
-                    path = resolve_under(self.data_root, str(relative))
+                    resolved.append(resolve_under(self.data_root, str(relative)))
                 except InvalidParameterError as e:
-                    rows.append((-1, None, str(e)))
-                    continue
-                p = self.model.predict_paths([path])[0]
-                rows.append((p.target if p.target is not None else -1, p.probabilities, p.error))
+                    resolved.append(e)
+            paths = [r for r in resolved if not isinstance(r, InvalidParameterError)]
+            # Every readable path in one model call (batched and parallel in Rust).
+            predictions = iter(self.model.predict_paths(paths) if paths else [])
+            rows = []
+            for r in resolved:
+                if isinstance(r, InvalidParameterError):
+                    rows.append((-1, None, str(r)))
+                else:
+                    p = next(predictions)
+                    rows.append((p.target if p.target is not None else -1, p.probabilities, p.error))
             return pd.DataFrame(rows, columns=["target", "probabilities", "error"])
         batch = np.asarray(model_input, dtype=np.uint8)
         targets, probabilities = self.model.predict(batch)

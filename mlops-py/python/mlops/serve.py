@@ -30,21 +30,31 @@ def create_app(model: Model, data_root: PathLike) -> Any:
 
     app = FastAPI(title="mlops", version=model.version)
 
-    def predict_one(relative: str) -> dict:
+    def resolve(relative: str):
+        """The image's path, or the HTTP error it gets."""
         try:
             path = resolve_under(data_root, relative)
         except InvalidParameterError as e:
-            raise HTTPException(status_code=400, detail=str(e)) from None
+            return HTTPException(status_code=400, detail=str(e))
         if not path.is_file():
-            raise HTTPException(status_code=404, detail=f"no image at {relative!r}")
-        p = model.predict_paths([path])[0]
+            return HTTPException(status_code=404, detail=f"no image at {relative!r}")
+        return path
+
+    def answer(p) -> Any:
         if p.error is not None or p.target is None or p.probabilities is None:
-            raise HTTPException(status_code=422, detail=p.error or "no prediction")
+            return HTTPException(status_code=422, detail=p.error or "no prediction")
         return {
             "target": p.target,
             "class_name": model.classes[p.target],
             "probability": p.probabilities[p.target],
         }
+
+    def predict_many(relatives: List[str]) -> List[Any]:
+        """One answer or HTTP error per path; every readable path in ONE model call."""
+        resolved = [resolve(r) for r in relatives]
+        paths = [r for r in resolved if not isinstance(r, HTTPException)]
+        predictions = iter(model.predict_paths(paths) if paths else [])
+        return [r if isinstance(r, HTTPException) else answer(next(predictions)) for r in resolved]
 
     @app.get("/health")
     def health() -> dict:
@@ -52,16 +62,19 @@ def create_app(model: Model, data_root: PathLike) -> Any:
 
     @app.post("/predict")
     def predict(request: PredictRequest) -> dict:
-        return predict_one(request.image_path)
+        (result,) = predict_many([request.image_path])
+        if isinstance(result, HTTPException):
+            raise result
+        return result
 
     @app.post("/predict/batch")
     def predict_batch(request: BatchRequest) -> dict:
         out: List[Optional[dict]] = []
-        for relative in request.image_paths:
-            try:
-                out.append(predict_one(relative))
-            except HTTPException as e:
-                out.append({"error": e.detail, "status": e.status_code})
+        for result in predict_many(request.image_paths):
+            if isinstance(result, HTTPException):
+                out.append({"error": result.detail, "status": result.status_code})
+            else:
+                out.append(result)
         return {"predictions": out}
 
     return app

