@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mlops_core::dataset::Manifest;
+use mlops_core::infer::FeatureEngine;
 use mlops_core::predict::Predictor;
 use mlops_core::train::ComputeBackend;
 
@@ -33,10 +34,18 @@ struct Args {
     /// flex or ndarray.
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Backbone features: `fast` (the inference path) or `burn` (the reference).
+    #[arg(long, default_value = "fast")]
+    engine: String,
 }
 
 fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
-    let predictor = Predictor::load(&args.model, ComputeBackend::parse(&args.backend)?)?;
+    let started = std::time::Instant::now();
+    let predictor = Predictor::load_with_engine(
+        &args.model,
+        ComputeBackend::parse(&args.backend)?,
+        FeatureEngine::parse(&args.engine)?,
+    )?;
     let mut all_ok = true;
     let mut report =
         |name: &str, result: &mlops_core::Result<mlops_core::predict::Prediction>| match result {
@@ -52,12 +61,14 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             }
         };
     let results = predictor.predict_paths(&args.images)?;
+    let mut predicted = results.len();
     for (path, result) in args.images.iter().zip(&results) {
         report(&path.display().to_string(), result);
     }
     if let Some(path) = &args.manifest {
         let manifest = Manifest::read(path)?;
         let results = predictor.predict_manifest(&args.root, &manifest)?;
+        predicted += results.len();
         let mut correct = 0;
         for (sample, result) in manifest.samples.iter().zip(&results) {
             report(&sample.image_path, result);
@@ -71,6 +82,10 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
             manifest.len()
         );
     }
+    eprintln!(
+        "{predicted} images in {:.2} s (loading the model included)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(all_ok)
 }
 

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mlops_core::db::{StreamConfig, connect, stream_predictions};
+use mlops_core::infer::FeatureEngine;
 use mlops_core::predict::Predictor;
 use mlops_core::train::ComputeBackend;
 
@@ -59,6 +60,9 @@ struct Args {
     /// Compute backend: flex or ndarray.
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Backbone features: `fast` (the inference path) or `burn` (the reference).
+    #[arg(long, default_value = "fast")]
+    engine: String,
     /// Benchmark: time batch prediction, the stream and a row-at-a-time stream over the
     /// first N rows of `cargo` (copied into scratch tables, the real ones untouched).
     #[arg(long)]
@@ -198,7 +202,11 @@ fn predictor_with_batch(
     args: &Args,
     batch: usize,
 ) -> Result<Predictor, Box<dyn std::error::Error>> {
-    let mut p = Predictor::load(&args.package, ComputeBackend::parse(&args.backend)?)?;
+    let mut p = Predictor::load_with_engine(
+        &args.package,
+        ComputeBackend::parse(&args.backend)?,
+        FeatureEngine::parse(&args.engine)?,
+    )?;
     p.batch_size = batch;
     Ok(p)
 }

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mlops_core::artifact::{ModelPackage, PackageInfo};
 use mlops_core::dataset::{ClassMap, ListOptions, Manifest, SplitOptions, list_dataset, split};
+use mlops_core::infer::FeatureEngine;
 use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
 use mlops_core::model::{Backbone, BackboneKind};
 use mlops_core::seed::sha256_hex;
@@ -52,6 +53,9 @@ struct Args {
     /// flex or ndarray.
     #[arg(long, default_value = "flex")]
     backend: String,
+    /// Backbone features: `fast` (the inference path) or `burn` (the reference).
+    #[arg(long, default_value = "fast")]
+    engine: String,
     /// Epochs.
     #[arg(long, default_value_t = 15)]
     epochs: usize,
@@ -136,6 +140,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             }
         },
         backend,
+        feature_engine: FeatureEngine::parse(&args.engine)?,
         feature_cache: args.feature_cache.clone(),
         progress: !args.quiet,
         ..TrainConfig::default()

@@ -261,7 +261,7 @@ pub fn run_shift_experiment_with_hooks(
     let t = &config.train;
     let device = t.backend.device();
     let cache = t.feature_cache.as_deref();
-    let extractor = FeatureExtractor::new(backbone, &device)?;
+    let extractor = FeatureExtractor::with_engine(backbone, &device, t.feature_engine)?;
     let mut skipped = Vec::new();
     let mut features = |root: &Path, manifest: &Manifest| -> Result<Rows> {
         let (features, targets, bad) = set_features_with_hooks(

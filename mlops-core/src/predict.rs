@@ -155,8 +155,18 @@ impl Predictor {
     /// Loads the package at `uri` (see [`crate::artifact`]); backbones without a fast path run
     /// on `backend`.
     pub fn load(uri: &str, backend: ComputeBackend) -> Result<Self> {
+        Self::load_with_engine(uri, backend, FeatureEngine::Fast)
+    }
+
+    /// [`Predictor::load`] on a chosen feature engine.
+    pub fn load_with_engine(
+        uri: &str,
+        backend: ComputeBackend,
+        engine: FeatureEngine,
+    ) -> Result<Self> {
         let device = backend.device();
-        Predictor::from_package(ModelPackage::load(uri, &device)?, device)
+        let ModelPackage { model, metadata } = ModelPackage::load(uri, &device)?;
+        Predictor::with_engine(model, metadata.classes, metadata.preprocess, device, engine)
     }
 
     /// The class map.

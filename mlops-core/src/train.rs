@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::{ClassMap, Manifest};
 use crate::error::{Error, Result};
 use crate::imageio::{DEFAULT_MAX_ALLOC, decode, write_atomic};
-use crate::infer::FeatureExtractor;
+use crate::infer::{FeatureEngine, FeatureExtractor};
 use crate::model::{Backbone, Classifier};
 use crate::seed::sha256_hex;
 use crate::vision::Preprocess;
@@ -93,8 +93,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Which parameters are trained.
     pub mode: TrainMode,
-    /// The backend computed on.
+    /// The backend computed on (training, and backbone features where the engine is Burn).
     pub backend: ComputeBackend,
+    /// What computes frozen-backbone features: the fast inference path (default) or Burn.
+    pub feature_engine: FeatureEngine,
     /// Folder for cached backbone features (frozen mode); `None` keeps them in memory only.
     pub feature_cache: Option<PathBuf>,
     /// Show progress bars on standard error (hidden when it is not a terminal).
@@ -112,6 +114,7 @@ impl Default for TrainConfig {
             seed: 2022,
             mode: TrainMode::FrozenBackbone,
             backend: ComputeBackend::Flex,
+            feature_engine: FeatureEngine::Fast,
             feature_cache: None,
             progress: true,
         }
@@ -602,7 +605,8 @@ pub fn train_with_hooks(
     match config.mode {
         TrainMode::FrozenBackbone => {
             let started = Instant::now();
-            let extractor = FeatureExtractor::new(&backbone, &device)?;
+            let extractor =
+                FeatureExtractor::with_engine(&backbone, &device, config.feature_engine)?;
             let cache = config.feature_cache.as_deref();
             let features = |set: &ImageSet<'_>| {
                 set_features_with_hooks(

@@ -13,6 +13,7 @@ use mlops_core::Error;
 use mlops_core::artifact::{ModelPackage, PackageInfo};
 use mlops_core::corrupt::{Corruption, FolderOptions, corrupt_folder as core_corrupt_folder};
 use mlops_core::dataset::{ClassMap, ListOptions, Manifest, SplitOptions, list_dataset};
+use mlops_core::infer::FeatureEngine;
 use mlops_core::model::{Backbone, BackboneKind, weights};
 use mlops_core::predict::Predictor;
 use mlops_core::select::{Budget, Embeddings, Strategy};
@@ -393,14 +394,19 @@ struct Model {
 }
 
 impl Model {
-    fn from_package(package: ModelPackage, backend: ComputeBackend) -> mlops_core::Result<Self> {
+    fn from_package(
+        package: ModelPackage,
+        backend: ComputeBackend,
+        engine: FeatureEngine,
+    ) -> mlops_core::Result<Self> {
         let device = backend.device();
         let metadata = package.metadata.clone();
-        let predictor = Predictor::new(
+        let predictor = Predictor::with_engine(
             package.model.clone(),
             metadata.classes.clone(),
             metadata.preprocess,
             device,
+            engine,
         )?;
         Ok(Model {
             predictor,
@@ -414,12 +420,13 @@ impl Model {
 impl Model {
     /// Loads a package (folder, file://, s3://, memory:// URI).
     #[staticmethod]
-    #[pyo3(signature = (uri, backend="flex"))]
-    fn load(py: Python<'_>, uri: String, backend: &str) -> PyResult<Self> {
+    #[pyo3(signature = (uri, backend="flex", engine="fast"))]
+    fn load(py: Python<'_>, uri: String, backend: &str, engine: &str) -> PyResult<Self> {
         let backend = ComputeBackend::parse(backend).map_err(to_py)?;
+        let engine = FeatureEngine::parse(engine).map_err(to_py)?;
         py.detach(|| {
             let package = ModelPackage::load(&uri, &backend.device())?;
-            Model::from_package(package, backend)
+            Model::from_package(package, backend, engine)
         })
         .map_err(to_py)
     }
@@ -567,7 +574,7 @@ fn train(
         .map(|s| (s.image_path.clone(), s.reason.clone()))
         .collect();
     Ok((
-        Model::from_package(package, config.backend).map_err(to_py)?,
+        Model::from_package(package, config.backend, config.feature_engine).map_err(to_py)?,
         to_json(&outcome.history)?,
         to_json(&outcome.test)?,
         to_json(&skipped)?,

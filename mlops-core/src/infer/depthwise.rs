@@ -103,7 +103,7 @@ impl Kernel for DepthwiseRows<'_> {
 
 /// Output pixels computed together in the interior of a row: every tap vector loaded once
 /// serves this many independent accumulators.
-const PIXELS: usize = 4;
+const PIXELS: usize = 6;
 
 /// The eight values at `x[at..]` as lanes, zeros past the end (reached only by a last block
 /// of fewer than eight channels).
@@ -277,6 +277,7 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
+    #[allow(clippy::too_many_arguments)]
     fn reference(
         input: &[f32],
         h: usize,

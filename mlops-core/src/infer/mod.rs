@@ -51,6 +51,28 @@ pub enum FeatureEngine {
     Burn,
 }
 
+impl FeatureEngine {
+    /// Parses `fast` or `burn`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "fast" => Ok(FeatureEngine::Fast),
+            "burn" => Ok(FeatureEngine::Burn),
+            other => Err(Error::invalid(
+                "engine",
+                format!("unknown feature engine `{other}`; expected fast or burn"),
+            )),
+        }
+    }
+
+    /// The name [`FeatureEngine::parse`] reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureEngine::Fast => "fast",
+            FeatureEngine::Burn => "burn",
+        }
+    }
+}
+
 /// Images per Burn forward pass (the reference engine): larger batches are no faster on CPU
 /// and need far more memory.
 const BURN_BATCH: usize = 16;
@@ -58,7 +80,7 @@ const BURN_BATCH: usize = 16;
 #[derive(Debug)]
 enum Engine {
     Fast(Box<Lite0Inference>),
-    Burn { backbone: Backbone, device: Device },
+    Burn(Box<(Backbone, Device)>),
 }
 
 /// Pooled backbone features of preprocessed images, with an identity (architecture, weights'
@@ -92,10 +114,7 @@ impl FeatureExtractor {
                 format!("{ENGINE_VERSION};{}", simd::instruction_set()),
             ),
             _ => (
-                Engine::Burn {
-                    backbone: backbone.valid(),
-                    device: device.clone(),
-                },
+                Engine::Burn(Box::new((backbone.valid(), device.clone()))),
                 format!("burn-0.22.1;{device:?}"),
             ),
         };
@@ -112,7 +131,7 @@ impl FeatureExtractor {
     pub fn engine(&self) -> FeatureEngine {
         match self.engine {
             Engine::Fast(_) => FeatureEngine::Fast,
-            Engine::Burn { .. } => FeatureEngine::Burn,
+            Engine::Burn(_) => FeatureEngine::Burn,
         }
     }
 
@@ -157,7 +176,8 @@ impl FeatureExtractor {
         }
         match &self.engine {
             Engine::Fast(net) => net.features_of(images, size, size),
-            Engine::Burn { backbone, device } => {
+            Engine::Burn(burn) => {
+                let (backbone, device) = burn.as_ref();
                 let mut out = Vec::with_capacity(images.len() * self.dim());
                 for chunk in images.chunks(BURN_BATCH) {
                     let mut flat = Vec::with_capacity(chunk.len() * per_image);

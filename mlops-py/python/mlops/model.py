@@ -40,9 +40,12 @@ class Model:
 
     @classmethod
     @native
-    def load(cls, location: Union[str, PathLike], *, backend: str = "flex") -> "Model":
-        """Loads and verifies a package: a folder, ``file://``, ``s3://bucket/prefix`` or ``memory://``."""
-        return cls(_rs.Model.load(_uri(location), backend))
+    def load(cls, location: Union[str, PathLike], *, backend: str = "flex", engine: str = "fast") -> "Model":
+        """Loads and verifies a package: a folder, ``file://``, ``s3://bucket/prefix`` or ``memory://``.
+
+        ``engine`` computes the backbone features: ``"fast"`` (the inference path, default) or
+        ``"burn"`` (the reference network on ``backend``)."""
+        return cls(_rs.Model.load(_uri(location), backend, engine))
 
     @native
     def save(self, location: Union[str, PathLike]) -> None:
