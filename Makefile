@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-torch-venv bench-torch bench-stream bench-python clean
+.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -85,6 +85,18 @@ bench-stream: demo-data
 	scripts/with-services.sh bash -c 'target/release/examples/generate --url "$$MLOPS_TEST_PG_URL" --drop \
 	  --manifest data/monday.jsonl && target/release/examples/stream --url "$$MLOPS_TEST_PG_URL" \
 	  --package target/demo/models/monday --data-root data/monday --compare 1000'
+
+## Every stage end to end with the Burn engine (before) and the fast path (after), in one run.
+bench-e2e: demo-data py-test
+	$(CARGO) build $(PROFILE) --example train --example predict --example generate --example stream
+	test -d target/demo/models/monday || scripts/demo.sh
+	benches/e2e.sh
+
+## The ONNX Runtime + Pillow script a user would write, against our `predict`, same images.
+bench-ort-predict: bench-ort
+	test -d target/demo/models/monday || scripts/demo.sh
+	$(CARGO) build $(PROFILE) --example predict
+	.venv-torch/bin/python benches/ort_predict.py
 
 bench-python: demo-data py-test
 	test -d target/demo/models/monday || scripts/demo.sh

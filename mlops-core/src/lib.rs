@@ -7,6 +7,8 @@
 //!   or folder to folder.
 //! - [`dataset`]: list class folders into manifests, read and write them, split them.
 //! - [`imageio`]: decoding with limits, encoding that keeps colour types, atomic writes.
+//! - [`infer`]: the fast CPU inference path of the frozen backbone, which every stage that
+//!   needs backbone features goes through.
 //!
 //! Every random choice takes a seed; the same seed and input give the same bytes.
 
