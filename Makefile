@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: all test rust-test py-test lint venv wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -21,7 +21,7 @@ rust-test: venv demo-data
 
 ## The abi3 wheel is built once, checked in a fresh venv (only numpy beside it), then installed
 ## into .venv for the test suite.
-py-test: venv
+py-test: venv build-tools
 	rm -f target/wheels/mlops-*.whl
 	$(VENV)/bin/maturin build $(PROFILE) --quiet -m mlops-py/Cargo.toml -o target/wheels
 	scripts/wheel-smoke.sh target/wheels/mlops-*.whl
@@ -29,12 +29,16 @@ py-test: venv
 	scripts/with-services.sh $(VENV)/bin/pytest -q mlops-py/tests
 
 ## clippy (warnings are errors) and formatting.
-lint:
+lint: build-tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 
 venv:
 	scripts/venv.sh
+
+## nasm for the JPEG encoder's SIMD (apt-get; before the first cargo build).
+build-tools:
+	scripts/build-tools.sh
 
 wheels:
 	scripts/fetch-wheels.sh
@@ -43,14 +47,14 @@ wheels:
 demo: demo-data
 	scripts/demo.sh
 
-demo-data: wheels
+demo-data: wheels build-tools
 	$(CARGO) run $(PROFILE) --quiet --example demo_data -- --wheels .cache/wheels --out data
 
 ## Benchmarks: criterion (Rust only) and the side-by-side comparison with Pillow.
 bench: bench-data
 	$(CARGO) bench -p mlops-benches
 
-bench-data: wheels
+bench-data: wheels build-tools
 	$(CARGO) run $(PROFILE) --example bench_data -- --wheels .cache/wheels --out target/bench-data
 
 bench-pillow: bench-data venv

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use mlops_core::corrupt::{Corruption, FolderOptions, corrupt_folder};
+use mlops_core::imageio::{DEFAULT_MAX_ALLOC, decode, encode};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -89,6 +90,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             files = report.written.len();
             std::fs::remove_dir_all(&out)?;
         }
+        // The codecs alone, one thread: decode every file, then encode every decoded image
+        // as JPEG at the quality the folder run writes (median of 3 passes, ms per file).
+        let inputs: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(folder)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .map(|p| std::fs::read(&p).map(|b| (p, b)))
+            .collect::<Result<_, _>>()?;
+        let (mut decode_ms, mut encode_ms) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let started = Instant::now();
+            let decoded: Vec<image::DynamicImage> = inputs
+                .iter()
+                .map(|(p, b)| decode(p, b, DEFAULT_MAX_ALLOC))
+                .collect::<Result<_, _>>()?;
+            decode_ms.push(started.elapsed().as_secs_f64() * 1e3 / inputs.len().max(1) as f64);
+            let started = Instant::now();
+            for ((p, _), image) in inputs.iter().zip(&decoded) {
+                std::hint::black_box(encode(image, image::ImageFormat::Jpeg, p)?);
+            }
+            encode_ms.push(started.elapsed().as_secs_f64() * 1e3 / inputs.len().max(1) as f64);
+        }
+        result.insert("decode_ms_per_file".into(), median(decode_ms).into());
+        result.insert("encode_ms_per_file".into(), median(encode_ms).into());
         result.insert("folder_files".into(), files.into());
         result.insert("folder_seconds".into(), median(runs).into());
         result.insert(

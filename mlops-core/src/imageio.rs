@@ -137,29 +137,53 @@ pub fn encode(image: &DynamicImage, format: ImageFormat, path: &Path) -> Result<
     Ok(out)
 }
 
-/// JPEG through the `jpeg-encoder` crate (SIMD; about 4x faster here than `image`'s own
-/// encoder). `image` must be 8-bit grey or RGB ([`encodable`] makes it so).
+/// The largest side libjpeg encodes.
+const JPEG_MAX_SIDE: u32 = 65_500;
+
+/// JPEG through mozjpeg's libjpeg-turbo with libjpeg v6 settings ("fastest" profile: baseline,
+/// standard Huffman tables, no trellis), which writes the bytes Pillow (libjpeg-turbo) writes
+/// for the same pixels and quality, 2-3x faster than a pure-Rust encoder here. `image` must be
+/// 8-bit grey or RGB ([`encodable`] makes it so).
+///
+/// libjpeg reports errors by unwinding (mozjpeg's documented contract); the unwind is caught
+/// here and becomes an encoding error. The sizes libjpeg refuses are checked first, so none is
+/// expected.
 fn encode_jpeg(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()> {
-    use jpeg_encoder::{ColorType, Encoder};
-    let too_large = || {
-        image::ImageError::Limits(image::error::LimitError::from_kind(
-            image::error::LimitErrorKind::DimensionError,
+    use mozjpeg::{ColorSpace, Compress};
+    let error = |message: String| {
+        image::ImageError::Encoding(image::error::EncodingError::new(
+            image::error::ImageFormatHint::Exact(ImageFormat::Jpeg),
+            message,
         ))
     };
-    let width = u16::try_from(image.width()).map_err(|_| too_large())?;
-    let height = u16::try_from(image.height()).map_err(|_| too_large())?;
-    let color = match image {
-        DynamicImage::ImageLuma8(_) => ColorType::Luma,
-        _ => ColorType::Rgb,
+    let (width, height) = (image.width(), image.height());
+    if width == 0 || height == 0 || width > JPEG_MAX_SIDE || height > JPEG_MAX_SIDE {
+        return Err(image::ImageError::Limits(
+            image::error::LimitError::from_kind(image::error::LimitErrorKind::DimensionError),
+        ));
+    }
+    let space = match image {
+        DynamicImage::ImageLuma8(_) => ColorSpace::JCS_GRAYSCALE,
+        _ => ColorSpace::JCS_RGB,
     };
-    Encoder::new(out, JPEG_QUALITY)
-        .encode(image.as_bytes(), width, height, color)
-        .map_err(|e| {
-            image::ImageError::Encoding(image::error::EncodingError::new(
-                image::error::ImageFormatHint::Exact(ImageFormat::Jpeg),
-                e,
-            ))
-        })
+    let pixels = image.as_bytes();
+    let encoded = std::panic::catch_unwind(|| -> std::io::Result<Vec<u8>> {
+        let mut compress = Compress::new(space);
+        compress.set_fastest_defaults();
+        compress.set_size(width as usize, height as usize);
+        compress.set_quality(f32::from(JPEG_QUALITY));
+        let mut started = compress.start_compress(Vec::new())?;
+        started.write_scanlines(pixels)?;
+        started.finish()
+    });
+    match encoded {
+        Ok(Ok(bytes)) => {
+            *out = bytes;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(error(e.to_string())),
+        Err(_) => Err(error("libjpeg refused the image".into())),
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over the

@@ -32,8 +32,9 @@ const GOLDEN_IN_MEMORY: &[(&str, &str)] = &[
     ),
 ];
 
-/// Hash over (relative path, output bytes) of the folder made by `make_tree` with seed 7.
-const GOLDEN_FOLDER: &str = "e02f28ce22650480c289c0cdde5ecc7322a8f547a3177f89c0dde055d368cd1d";
+/// Hash over (relative path, output bytes) of the folder made by `make_tree` with seed 7 (its
+/// JPEG files as libjpeg-turbo writes them at quality 75; another encoder changes it).
+const GOLDEN_FOLDER: &str = "4d4e78a80ade0a699e30ac9e74ffd5448b925c739bc2b0dcf3175151d29ef503";
 
 #[test]
 fn in_memory_output_is_pinned() {
@@ -169,4 +170,26 @@ fn run_any(input: &Path, output: &Path) -> BTreeMap<String, Vec<u8>> {
     let report = corrupt_folder(input, output, &Corruption::mixed(), &options).unwrap();
     assert!(report.is_complete());
     read_tree(output)
+}
+
+/// JPEG output is byte for byte what Pillow 13.0.0 (libjpeg-turbo) writes for the same pixels
+/// at quality 75, as the original pipeline saved them. The hashes are those of
+/// `Image.save(buffer, "JPEG", quality=75)` on the same two patterns built in Python.
+#[test]
+fn jpeg_bytes_are_the_ones_pillow_writes() {
+    use image::{DynamicImage, ImageBuffer, ImageFormat, Luma};
+    use mlops_core::imageio::encode;
+    let grey = DynamicImage::ImageLuma8(ImageBuffer::from_fn(64, 48, |x, y| {
+        Luma([(x * 5 + y * 9) as u8])
+    }));
+    let rgb = encode(&pattern_rgb(64, 48), ImageFormat::Jpeg, "rgb.jpg".as_ref()).unwrap();
+    let grey = encode(&grey, ImageFormat::Jpeg, "grey.jpg".as_ref()).unwrap();
+    assert_eq!(
+        sha256(&rgb),
+        "60a337d7dd1551dda5907d75a71b744431d10d2b0226546ac8fb35b498ace78a"
+    );
+    assert_eq!(
+        sha256(&grey),
+        "3d0a2f0d50f5df38a97cbe20f4502645c6ddcf6d10c6b85bd30a0c05de32adb4"
+    );
 }
