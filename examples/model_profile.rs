@@ -91,70 +91,64 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         let images: Vec<&[f32]> = input.chunks_exact(3 * s * s).collect();
 
+        let n = calls * batch;
         fast.profile(&images, s, s)?; // warm-up: buffers grown once
-        let mut fast_times = mlops_core::infer::LayerTimes::default();
-        let (wall, cores, faults) = measure(|| {
+        let mut fast_times = serde_json::Map::new();
+        let measured = measure(|| {
             for _ in 0..calls {
                 if let Ok((_, t)) = fast.profile(&images, s, s) {
-                    fast_times = add_fast(&fast_times, &t);
+                    accumulate(&mut fast_times, &t);
                 }
             }
         });
-        let n = (calls * batch) as f64;
-        let fast_json = serde_json::to_value(&fast_times)?;
-        eprintln!(
-            "fast {s}px batch {batch}: {:.2} ms/image, {cores:.2} cores busy, {:.0} page faults/image",
-            wall / n * 1e3,
-            faults as f64 / n
-        );
-        report.push(json!({"engine": "fast", "size": s, "batch": batch,
-            "ms_per_image": wall / n * 1e3, "cores_busy": cores,
-            "minor_faults_per_image": faults as f64 / n,
-            "seconds_by_kind": fast_json, "share_by_kind": shares(fast_json.clone())}));
+        report.push(entry("fast", s, batch, n, measured, fast_times));
 
         let x = Tensor::<4>::from_data(TensorData::new(input.clone(), [batch, 3, s, s]), &device);
         let _ = net.features(x.clone()).into_data(); // warm-up
         let mut burn_times = serde_json::Map::new();
-        let (wall, cores, faults) = measure(|| {
+        let measured = measure(|| {
             for _ in 0..calls {
-                let (_, t) = net.features_timed(x.clone());
-                if let Some(o) = serde_json::to_value(&t)
-                    .ok()
-                    .and_then(|v| v.as_object().cloned())
-                {
-                    for (k, v) in o {
-                        let sum = burn_times.get(&k).and_then(|x| x.as_f64()).unwrap_or(0.0)
-                            + v.as_f64().unwrap_or(0.0);
-                        burn_times.insert(k, json!(sum));
-                    }
-                }
+                accumulate(&mut burn_times, &net.features_timed(x.clone()).1);
             }
         });
-        let burn_json = serde_json::Value::Object(burn_times);
-        eprintln!(
-            "flex {s}px batch {batch}: {:.2} ms/image, {cores:.2} cores busy, {:.0} page faults/image",
-            wall / n * 1e3,
-            faults as f64 / n
-        );
-        report.push(json!({"engine": "flex", "size": s, "batch": batch,
-            "ms_per_image": wall / n * 1e3, "cores_busy": cores,
-            "minor_faults_per_image": faults as f64 / n,
-            "seconds_by_kind": burn_json, "share_by_kind": shares(burn_json.clone())}));
+        report.push(entry("flex", s, batch, n, measured, burn_times));
     }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
-fn add_fast(
-    a: &mlops_core::infer::LayerTimes,
-    b: &mlops_core::infer::LayerTimes,
-) -> mlops_core::infer::LayerTimes {
-    mlops_core::infer::LayerTimes {
-        stem: a.stem + b.stem,
-        expand: a.expand + b.expand,
-        depthwise: a.depthwise + b.depthwise,
-        project: a.project + b.project,
-        head: a.head + b.head,
-        pool: a.pool + b.pool,
+/// Adds every field of `times` (seconds per kind) into `sums`.
+fn accumulate(
+    sums: &mut serde_json::Map<String, serde_json::Value>,
+    times: &impl serde::Serialize,
+) {
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(times) {
+        for (kind, seconds) in fields {
+            let sum = sums.get(&kind).and_then(|v| v.as_f64()).unwrap_or(0.0)
+                + seconds.as_f64().unwrap_or(0.0);
+            sums.insert(kind, json!(sum));
+        }
     }
+}
+
+/// One engine's result for `n` images: printed, and as JSON.
+fn entry(
+    engine: &str,
+    size: usize,
+    batch: usize,
+    n: usize,
+    (wall, cores, faults): (f64, f64, u64),
+    seconds: serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let n = n as f64;
+    eprintln!(
+        "{engine} {size}px batch {batch}: {:.2} ms/image, {cores:.2} cores busy, {:.0} page faults/image",
+        wall / n * 1e3,
+        faults as f64 / n
+    );
+    let seconds = serde_json::Value::Object(seconds);
+    json!({"engine": engine, "size": size, "batch": batch,
+        "ms_per_image": wall / n * 1e3, "cores_busy": cores,
+        "minor_faults_per_image": faults as f64 / n,
+        "seconds_by_kind": seconds.clone(), "share_by_kind": shares(seconds)})
 }

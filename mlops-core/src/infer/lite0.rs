@@ -16,6 +16,7 @@ use super::depthwise::{DepthwiseWeights, depthwise};
 use super::fold::{FoldedConv, fold};
 use super::pointwise::{Activation, PackedWeights, pointwise};
 use super::stem::StemConv;
+use super::{check_images, image_len};
 use crate::error::{Error, Result};
 use crate::model::efficientnet::{EfficientNetLite0, FEATURES};
 
@@ -208,13 +209,13 @@ impl Lite0Inference {
         height: usize,
         width: usize,
     ) -> Result<Vec<f32>> {
-        let per_image = 3 * height * width;
-        if height == 0 || width == 0 || images.len() != n * per_image {
+        let per_image = image_len(height, width)?;
+        if images.len() != n.saturating_mul(per_image) {
             return Err(Error::invalid(
                 "images",
                 format!(
                     "expected {n} x 3 x {height} x {width} = {} values, got {}",
-                    n * per_image,
+                    n.saturating_mul(per_image),
                     images.len()
                 ),
             ));
@@ -225,7 +226,7 @@ impl Lite0Inference {
 
     /// Pooled features of separate images (each `3 x height x width`), `[n, 1280]` row-major.
     pub fn features_of(&self, images: &[&[f32]], height: usize, width: usize) -> Result<Vec<f32>> {
-        self.check(images, height, width)?;
+        check_images(images, height, width)?;
         self.run(images, height, width, false).map(|(f, _)| f)
     }
 
@@ -236,32 +237,8 @@ impl Lite0Inference {
         height: usize,
         width: usize,
     ) -> Result<(Vec<f32>, LayerTimes)> {
-        self.check(images, height, width)?;
+        check_images(images, height, width)?;
         self.run(images, height, width, true)
-    }
-
-    fn check(&self, images: &[&[f32]], height: usize, width: usize) -> Result<()> {
-        let per_image = 3 * height * width;
-        if height == 0 || width == 0 {
-            return Err(Error::invalid(
-                "images",
-                "height and width must be at least 1",
-            ));
-        }
-        if let Some((i, image)) = images
-            .iter()
-            .enumerate()
-            .find(|(_, im)| im.len() != per_image)
-        {
-            return Err(Error::invalid(
-                "images",
-                format!(
-                    "image {i} has {} values, expected 3 x {height} x {width} = {per_image}",
-                    image.len()
-                ),
-            ));
-        }
-        Ok(())
     }
 
     fn run(

@@ -160,20 +160,7 @@ impl FeatureExtractor {
     /// Features `[n, dim]` (row-major) of `n` preprocessed images, each `3 x size x size` in
     /// CHW order ([`crate::vision::Preprocess::to_chw`]).
     pub fn features(&self, images: &[&[f32]], size: usize) -> Result<Vec<f32>> {
-        let per_image = 3 * size * size;
-        if let Some((i, image)) = images
-            .iter()
-            .enumerate()
-            .find(|(_, im)| im.len() != per_image)
-        {
-            return Err(Error::invalid(
-                "images",
-                format!(
-                    "image {i} has {} values, expected 3 x {size} x {size}",
-                    image.len()
-                ),
-            ));
-        }
+        let per_image = check_images(images, size, size)?;
         match &self.engine {
             Engine::Fast(net) => net.features_of(images, size, size),
             Engine::Burn(burn) => {
@@ -198,6 +185,37 @@ impl FeatureExtractor {
                 Ok(out)
             }
         }
+    }
+}
+
+/// Values of one `3 x height x width` image; an error for an empty or absurdly large size.
+pub(crate) fn image_len(height: usize, width: usize) -> Result<usize> {
+    if height == 0 || width == 0 {
+        return Err(Error::invalid(
+            "images",
+            "height and width must be at least 1",
+        ));
+    }
+    // The widest activation (1152 channels) must be addressable too.
+    height
+        .checked_mul(width)
+        .and_then(|p| p.checked_mul(3 * 1152))
+        .map(|_| 3 * height * width)
+        .ok_or_else(|| Error::invalid("images", format!("{height} x {width} is too large")))
+}
+
+/// Checks that every image holds `3 x height x width` values; returns that length.
+pub(crate) fn check_images(images: &[&[f32]], height: usize, width: usize) -> Result<usize> {
+    let per_image = image_len(height, width)?;
+    match images.iter().position(|im| im.len() != per_image) {
+        Some(i) => Err(Error::invalid(
+            "images",
+            format!(
+                "image {i} has {} values, expected 3 x {height} x {width} = {per_image}",
+                images[i].len()
+            ),
+        )),
+        None => Ok(per_image),
     }
 }
 
