@@ -94,6 +94,26 @@ def test_trained_model_predicts_paths_and_arrays_alike_and_round_trips(small_mod
     assert embeddings.dtype == np.float32 and embeddings.shape[0] == len(paths)
 
 
+def test_pretrained_model_predicts_alike_on_the_fast_path_and_the_burn_reference(demo, tmp_path):
+    """EfficientNet-Lite0 (frozen, 64 px, a few images): the fast inference path (default) and
+    engine="burn" give the same predictions, probabilities and embeddings."""
+    train = mlops.Manifest.read(demo / "monday_train.jsonl")
+    test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    result = mlops.train(demo / "monday", mlops.Manifest(train.samples[::40]), mlops.Manifest(test.samples[::20]),
+                         CLASSES, weights=Path(__file__).resolve().parents[2] / ".cache/wheels", epochs=3,
+                         preprocess={"size": 64}, feature_engine="fast")
+    result.model.save(tmp_path / "lite0")
+    fast = mlops.Model.load(tmp_path / "lite0")
+    reference = mlops.Model.load(tmp_path / "lite0", engine="burn")
+    paths = [demo / "monday" / p for p in test.image_paths[::25]]
+    a, b = fast.predict_paths(paths), reference.predict_paths(paths)
+    assert [p.target for p in a] == [p.target for p in b]
+    assert np.allclose([p.probabilities for p in a], [p.probabilities for p in b], atol=1e-4)
+    assert np.allclose(fast.embed_paths(paths), reference.embed_paths(paths), atol=1e-4)
+    with pytest.raises(mlops.InvalidParameterError, match="engine"):
+        mlops.Model.load(tmp_path / "lite0", engine="onnx")
+
+
 def test_packages_in_s3(small_model):
     bucket = os.environ.get("MLOPS_TEST_S3_URI")
     assert bucket, "MLOPS_TEST_S3_URI is not set: run through `make test` (scripts/with-services.sh)"
