@@ -7,10 +7,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
+use mlops_core::ComputeBackend;
 use mlops_core::infer::{FeatureEngine, FeatureExtractor};
 use mlops_core::model::Backbone;
-use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
-use mlops_core::train::ComputeBackend;
+use mlops_core::model::weights::load_lite0;
 
 /// Compute pooled features of a raw input tensor.
 #[derive(Parser, Debug)]
@@ -43,10 +43,10 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (backend, engine) = match args.engine.as_str() {
         "fast" => (ComputeBackend::Flex, FeatureEngine::Fast),
-        other => (ComputeBackend::parse(other)?, FeatureEngine::Burn),
+        other => (other.parse::<ComputeBackend>()?, FeatureEngine::Burn),
     };
     let device = backend.device();
-    let net = load_lite0(&find_lite0_wheel(&args.wheels)?, false, &device)?;
+    let net = load_lite0(&mlops_examples::lite0_wheel(&args.wheels)?, false, &device)?;
     let extractor =
         FeatureExtractor::with_engine(&Backbone::EfficientNetLite0(net), &device, engine)?;
     let bytes = std::fs::read(&args.input)?;

@@ -112,11 +112,11 @@ fn main() -> ExitCode {
     let options = FolderOptions {
         seed: args.seed,
         threads: args.threads,
-        progress: !args.quiet,
         ..FolderOptions::default()
     };
     let started = std::time::Instant::now();
-    match corrupt_folder(&args.input, &args.output, &corruption, &options) {
+    let control = mlops_examples::bars(!args.quiet);
+    match corrupt_folder(&args.input, &args.output, &corruption, &options, &control) {
         Ok(report) => {
             print_folder_report(&report);
             eprintln!("took {:.2} s", started.elapsed().as_secs_f64());

@@ -81,11 +81,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let options = FolderOptions {
                 seed: 7,
                 threads: args.threads,
-                progress: false,
                 ..FolderOptions::default()
             };
             let started = Instant::now();
-            let report = corrupt_folder(folder, &out, &"mixed".parse()?, &options)?;
+            let report = corrupt_folder(
+                folder,
+                &out,
+                &"mixed".parse()?,
+                &options,
+                &mlops_core::Control::new(),
+            )?;
             runs.push(started.elapsed().as_secs_f64());
             files = report.written.len();
             std::fs::remove_dir_all(&out)?;

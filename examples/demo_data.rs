@@ -279,6 +279,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &args.out.join("tuesday"),
         &Corruption::mixed(),
         &options,
+        &mlops_examples::bars(true),
     )?;
     print_folder_report(&report);
     if !report.is_complete() {

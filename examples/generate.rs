@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use clap::Parser;
@@ -79,7 +78,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             args.rate,
             args.count,
             args.seed,
-            &AtomicBool::new(false),
+            &mlops_core::Control::new(),
         )?;
         eprintln!("trickled {n} rows");
     }

@@ -14,16 +14,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mlops_core::ComputeBackend;
 use mlops_core::kafka::{
     ConsumeConfig, DEFAULT_TOPIC, PublishConfig, consume_topic, ensure_topic, publish_rows,
 };
 use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
 
 /// Publish `cargo` rows to Kafka, or predict from a topic.
 #[derive(Parser, Debug)]
@@ -80,9 +78,10 @@ enum Command {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))?;
+    let stop = mlops_examples::cancel_on_signal(
+        mlops_core::Control::new(),
+        "stopping after the current batch",
+    )?;
     match &args.command {
         Command::Publish {
             partitions,
@@ -108,7 +107,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             idle_s,
             backend,
         } => {
-            let predictor = Predictor::load(package, ComputeBackend::parse(backend)?)?;
+            let predictor = Predictor::load(package, backend.parse::<ComputeBackend>()?)?;
             let (metadata, _) = mlops_core::artifact::load_parts(package)?;
             let config = ConsumeConfig {
                 brokers: args.brokers.clone(),

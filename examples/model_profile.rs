@@ -11,7 +11,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::Parser;
 use mlops_core::infer::Lite0Inference;
-use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
+use mlops_core::model::weights::load_lite0;
 use serde_json::json;
 
 #[global_allocator]
@@ -80,7 +80,7 @@ fn shares(times: serde_json::Value) -> serde_json::Value {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let device = Device::flex();
-    let net = load_lite0(&find_lite0_wheel(&args.wheels)?, false, &device)?;
+    let net = load_lite0(&mlops_examples::lite0_wheel(&args.wheels)?, false, &device)?;
     let fast = Lite0Inference::new(&net)?;
     let s = args.size;
     let mut report = Vec::new();

@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Parser;
+use mlops_core::ComputeBackend;
 use mlops_core::dataset::{ClassMap, Manifest};
 use mlops_core::infer::Lite0Inference;
 use mlops_core::model::Backbone;
-use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
-use mlops_core::train::{ComputeBackend, ImageSet, TrainConfig, backbone_features, train};
+use mlops_core::model::weights::load_lite0;
+use mlops_core::train::{ImageSet, TrainConfig, backbone_features, train};
 use mlops_core::vision::Preprocess;
 use serde_json::json;
 
@@ -88,13 +89,13 @@ fn random_input(batch: usize, size: usize) -> Vec<f32> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let wheel = find_lite0_wheel(&args.wheels)?;
+    let wheel = mlops_examples::lite0_wheel(&args.wheels)?;
     let threads = rayon::current_num_threads();
     let mut forward = Vec::new();
     for name in &args.backends {
         let (device, fast) = match name.as_str() {
             "fast" => (Device::flex(), true),
-            other => (ComputeBackend::parse(other)?.device(), false),
+            other => (other.parse::<ComputeBackend>()?.device(), false),
         };
         let net = load_lite0(&wheel, false, &device)?;
         let engine = Lite0Inference::new(&net)?;
@@ -136,7 +137,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let classes = ClassMap::new(["background", "brick", "concrete", "ground", "wood"])?;
         let device = ComputeBackend::Flex.device();
         let config = TrainConfig {
-            progress: false,
             ..TrainConfig::default()
         };
 
@@ -155,6 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 manifest: &test_m,
             },
             &config,
+            &mlops_core::Control::new(),
         )?;
         let ours = started.elapsed().as_secs_f64();
         let epoch_seconds = outcome.train_seconds / outcome.history.len() as f64;
@@ -183,7 +184,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_slice()))
                     .collect();
-                let _features = backbone_features(&backbone, &refs, &pre, None, &device, false)?;
+                let _features = backbone_features(
+                    &backbone,
+                    &refs,
+                    &pre,
+                    None,
+                    &device,
+                    &mlops_core::Control::new(),
+                )?;
             }
         }
         let original = started.elapsed().as_secs_f64() + outcome.train_seconds;

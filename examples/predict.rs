@@ -11,10 +11,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use mlops_core::ComputeBackend;
 use mlops_core::dataset::Manifest;
 use mlops_core::infer::FeatureEngine;
 use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
 
 /// Predict classes of images with a model package.
 #[derive(Parser, Debug)]
@@ -43,8 +43,8 @@ fn run(args: &Args) -> Result<bool, Box<dyn std::error::Error>> {
     let started = std::time::Instant::now();
     let predictor = Predictor::load_with_engine(
         &args.model,
-        ComputeBackend::parse(&args.backend)?,
-        FeatureEngine::parse(&args.engine)?,
+        args.backend.parse::<ComputeBackend>()?,
+        args.engine.parse::<FeatureEngine>()?,
     )?;
     let mut all_ok = true;
     let mut report =

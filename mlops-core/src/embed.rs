@@ -74,7 +74,7 @@ impl Embedder for BackboneEmbedder {
             &refs,
             &self.preprocess,
             self.cache.as_deref(),
-            false,
+            &crate::control::Control::new(),
         )?;
         Ok(Embeddings::new(features, self.dim())?.l2_normalised())
     }

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The underlying error of a failure in another library (object_store, postgres, rdkafka),
+/// kept so that callers can inspect it (`downcast_ref`), e.g. for a SQLSTATE.
+pub type Source = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in the pipeline.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -92,21 +96,55 @@ pub enum Error {
         uri: String,
         /// What went wrong.
         reason: String,
+        /// The object store's error, where one caused it.
+        #[source]
+        source: Option<Source>,
     },
     /// A database operation failed.
     #[error("database: {what}: {reason}")]
     Database {
         /// What was being done (passwords hidden).
         what: String,
-        /// The database's error.
+        /// The database's message with its causes (the driver's own `Display` says only
+        /// "db error").
         reason: String,
+        /// The driver's error (`postgres::Error`; see [`Error::sqlstate`]), where one caused it.
+        #[source]
+        source: Option<Source>,
     },
     /// A Kafka operation failed.
     #[error("kafka: {what}: {reason}")]
     Kafka {
         /// What was being done.
         what: String,
-        /// The client's error.
+        /// The client's message.
+        reason: String,
+        /// The client's error (`rdkafka::error::KafkaError`), where one caused it.
+        #[source]
+        source: Option<Source>,
+    },
+    /// Another process changed what this one was updating (two publishers of one topic
+    /// moving the same position); nothing of this step was written.
+    #[error("conflict: {what}")]
+    Conflict {
+        /// What was changed concurrently.
+        what: String,
+    },
+    /// A chart could not be drawn or written.
+    #[error("{path}: cannot draw chart: {reason}")]
+    Chart {
+        /// The chart file.
+        path: PathBuf,
+        /// The drawing library's message.
+        reason: String,
+    },
+    /// A computation inside the crate failed (a tensor of an unexpected shape or type). This
+    /// is a bug: please report it with the message.
+    #[error("internal error in {what}: {reason}")]
+    Internal {
+        /// The computation.
+        what: &'static str,
+        /// What went wrong.
         reason: String,
     },
     /// A long operation was stopped on request (e.g. Ctrl-C from Python).
@@ -114,6 +152,15 @@ pub enum Error {
     Cancelled {
         /// What was stopped.
         what: String,
+    },
+    /// A blocking function was called on a current-thread tokio runtime, which it would stall;
+    /// call the `_async` variant instead (or use a multi-thread runtime).
+    #[error(
+        "{operation}: blocking call inside a current-thread tokio runtime; use the async variant or a multi-thread runtime"
+    )]
+    BlockingInAsync {
+        /// The function called.
+        operation: &'static str,
     },
     /// A data set has no usable classes or images.
     #[error("{root}: {reason}")]
@@ -131,6 +178,36 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An [`Error::Internal`].
+    #[cfg_attr(not(feature = "train"), allow(dead_code))]
+    pub(crate) fn internal(what: &'static str, reason: impl std::fmt::Debug) -> Self {
+        Error::Internal {
+            what,
+            reason: format!("{reason:?}"),
+        }
+    }
+
+    /// Whether this is an I/O error of `kind` (e.g. a missing file or package folder).
+    pub fn is_io_kind(&self, kind: io::ErrorKind) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == kind)
+    }
+
+    /// The SQLSTATE code of a database error the server reported (e.g. `28P01` for a wrong
+    /// password), if this is one.
+    #[cfg(feature = "postgres")]
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Database {
+                source: Some(source),
+                ..
+            } => source
+                .downcast_ref::<postgres::Error>()
+                .and_then(postgres::Error::code)
+                .map(postgres::error::SqlState::code),
+            _ => None,
         }
     }
 

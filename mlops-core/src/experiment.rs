@@ -9,12 +9,12 @@
 //! 4. Every model is evaluated on monday's test set, tuesday's test set and both.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::control::{Control, Detail, Progress};
 use crate::dataset::{ClassMap, Manifest};
 use crate::error::{Error, Result};
 use crate::infer::FeatureExtractor;
@@ -22,8 +22,8 @@ use crate::model::Backbone;
 use crate::model::classifier::seeded_linear;
 use crate::select::{Budget, Distance, Embeddings, Strategy, select};
 use crate::train::{
-    EpochMetrics, ImageSet, SkippedImage, TrainConfig, TrainHooks, evaluate_head, head_with_hooks,
-    set_features_with_hooks,
+    EpochMetrics, ImageSet, SkippedImage, TrainConfig, evaluate_head, extractor_set_features,
+    train_head,
 };
 
 /// The two days' data: image roots and manifests.
@@ -89,10 +89,13 @@ impl Default for ExperimentConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SplitAccuracy {
     /// Monday's test set.
+    #[serde(with = "crate::json_float")]
     pub monday: f64,
     /// Tuesday's test set.
+    #[serde(with = "crate::json_float")]
     pub tuesday: f64,
     /// Both together.
+    #[serde(with = "crate::json_float")]
     pub both: f64,
 }
 
@@ -121,6 +124,7 @@ pub struct StrategySummary {
     /// Strategy name.
     pub strategy: String,
     /// Replay samples (mean over seeds).
+    #[serde(with = "crate::json_float")]
     pub replay: f64,
     /// Mean accuracy per split.
     pub mean: SplitAccuracy,
@@ -221,39 +225,17 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Ways to follow and stop an experiment from outside: a flag checked between batches (the
-/// run then fails with [`Error::Cancelled`]) and a callback after every strategy run.
-#[derive(Default)]
-pub struct ExperimentHooks<'a> {
-    /// When set, the experiment stops at the next batch.
-    pub cancel: Option<&'a AtomicBool>,
-    /// Called with each finished strategy run.
-    pub on_run: Option<&'a mut dyn FnMut(&StrategyRun)>,
-}
-
 /// Runs the experiment with a frozen `backbone` (normally EfficientNet-Lite0 with ImageNet
-/// weights).
+/// weights). `control` is checked between batches (the run then fails with
+/// [`Error::Cancelled`]) and told the `features`, each training epoch, and every finished
+/// strategy run (`runs`, with the run).
 pub fn run_shift_experiment(
     backbone: &Backbone,
     classes: &ClassMap,
     data: ShiftData<'_>,
     config: &ExperimentConfig,
+    control: &Control,
 ) -> Result<ExperimentResults> {
-    run_shift_experiment_with_hooks(backbone, classes, data, config, ExperimentHooks::default())
-}
-
-/// [`run_shift_experiment`], followed and stoppable through `hooks`.
-pub fn run_shift_experiment_with_hooks(
-    backbone: &Backbone,
-    classes: &ClassMap,
-    data: ShiftData<'_>,
-    config: &ExperimentConfig,
-    mut hooks: ExperimentHooks<'_>,
-) -> Result<ExperimentResults> {
-    let mut train_hooks = TrainHooks {
-        cancel: hooks.cancel,
-        on_epoch: None,
-    };
     if config.seeds.is_empty() {
         return Err(Error::invalid("seeds", "at least one seed is needed"));
     }
@@ -264,16 +246,12 @@ pub fn run_shift_experiment_with_hooks(
     let extractor = FeatureExtractor::with_engine(backbone, &device, t.feature_engine)?;
     let mut skipped = Vec::new();
     let mut features = |root: &Path, manifest: &Manifest| -> Result<Rows> {
-        let (features, targets, bad) = set_features_with_hooks(
+        let (features, targets, bad) = extractor_set_features(
             &extractor,
             &ImageSet { root, manifest },
             &t.preprocess,
             cache,
-            t.progress,
-            &TrainHooks {
-                cancel: hooks.cancel,
-                on_epoch: None,
-            },
+            control,
         )?;
         skipped.extend(bad);
         Ok(Rows { features, targets })
@@ -288,19 +266,20 @@ pub fn run_shift_experiment_with_hooks(
     let n_classes = classes.len();
 
     let fresh = seeded_linear(backbone.kind().features(), n_classes, t.seed, &device);
-    let (monday_head, monday_history) = head_with_hooks(
+    let (monday_head, monday_history) = train_head(
         fresh,
         (&monday_train.features, &monday_train.targets),
         (&monday_test.features, &monday_test.targets),
         n_classes,
         t,
-        &mut train_hooks,
+        control,
     )?;
     let (monday_model, _) = accuracy(&monday_head, tests, n_classes, &device)?;
     let embeddings = Embeddings::new(monday_train.features.clone(), monday_train.width().max(1))?
         .l2_normalised();
 
     let mut runs = Vec::new();
+    let total_runs = (config.strategies.len() * config.seeds.len()) as u64;
     for strategy in &config.strategies {
         for &seed in &config.seeds {
             let picked = Instant::now();
@@ -315,17 +294,17 @@ pub fn run_shift_experiment_with_hooks(
             let replay = monday_train.pick(&selection.indices);
             let train_rows = Rows::concat(&[&tuesday_train, &replay]);
             let run_config = TrainConfig { seed, ..t.clone() };
-            let (head, history) = head_with_hooks(
+            let (head, history) = train_head(
                 monday_head.clone(),
                 (&train_rows.features, &train_rows.targets),
                 (&both_test.features, &both_test.targets),
                 n_classes,
                 &run_config,
-                &mut train_hooks,
+                control,
             )?;
             let (accuracy, confusion) = accuracy(&head, tests, n_classes, &device)?;
             let run = StrategyRun {
-                strategy: strategy.name(),
+                strategy: strategy.name().to_string(),
                 seed,
                 replay: selection.indices.len(),
                 accuracy,
@@ -333,9 +312,10 @@ pub fn run_shift_experiment_with_hooks(
                 confusion,
                 selection_seconds,
             };
-            if let Some(f) = hooks.on_run.as_mut() {
-                f(&run);
-            }
+            control.report(
+                Progress::items("runs", runs.len() as u64 + 1, Some(total_runs))
+                    .with_detail(Detail::Run(&run)),
+            );
             runs.push(run);
         }
     }
@@ -350,7 +330,7 @@ pub fn run_shift_experiment_with_hooks(
             };
             let (m, t, b) = (col(|a| a.monday), col(|a| a.tuesday), col(|a| a.both));
             StrategySummary {
-                strategy: name,
+                strategy: name.to_string(),
                 replay: mine.iter().map(|r| r.replay as f64).sum::<f64>() / mine.len() as f64,
                 mean: SplitAccuracy {
                     monday: m.0,
@@ -385,6 +365,14 @@ pub fn run_shift_experiment_with_hooks(
 }
 
 impl ExperimentResults {
+    /// Writes `results.json` and `results.md` into `out` (atomically).
+    pub fn write_files(&self, out: &Path) -> Result<()> {
+        let json =
+            serde_json::to_string_pretty(self).map_err(|e| Error::internal("results.json", e))?;
+        crate::imageio::write_atomic(&out.join("results.json"), json.as_bytes())?;
+        crate::imageio::write_atomic(&out.join("results.md"), self.to_markdown().as_bytes())
+    }
+
     /// The results as a Markdown table: mean ± standard deviation over seeds, in percent.
     pub fn to_markdown(&self) -> String {
         let pct = |m: f64, s: f64| format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * s);

@@ -8,12 +8,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ModelPackage;
+use crate::backend::ComputeBackend;
 use crate::dataset::ClassMap;
 use crate::error::{Error, Result};
 use crate::imageio::{DEFAULT_MAX_ALLOC, read_image};
 use crate::infer::{FeatureEngine, FeatureExtractor};
 use crate::model::Classifier;
-use crate::train::ComputeBackend;
 use crate::vision::Preprocess;
 
 /// One prediction.

@@ -31,30 +31,22 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-fn chart_error(e: impl std::fmt::Display) -> Error {
-    Error::invalid("chart", e.to_string())
+/// A chart error moved to the file being drawn.
+fn at_path(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Chart { reason, .. } => Error::Chart {
+            path: path.to_path_buf(),
+            reason,
+        },
+        other => other,
+    }
 }
 
-/// DejaVu Sans (Bitstream Vera licence) from the matplotlib wheel in `wheels`.
-pub fn font_from_wheels(wheels: &Path) -> Result<&'static [u8]> {
-    let entries = std::fs::read_dir(wheels).map_err(|e| Error::io(wheels, e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("matplotlib-") && name.ends_with(".whl") {
-            let bytes = crate::model::weights::read_zip_member(
-                &entry.path(),
-                "matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf",
-            )?;
-            return Ok(Box::leak(bytes.into_boxed_slice()));
-        }
+fn chart_error(e: impl std::fmt::Display) -> Error {
+    Error::Chart {
+        path: "chart".into(),
+        reason: e.to_string(),
     }
-    Err(Error::invalid(
-        "font",
-        format!(
-            "no matplotlib wheel in {} (run `make wheels`)",
-            wheels.display()
-        ),
-    ))
 }
 
 fn accuracy_chart<DB: DrawingBackend>(
@@ -308,7 +300,8 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
                draw: &dyn Fn(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>|
      -> Result<()> {
         let mut text = String::new();
-        draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())?;
+        draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())
+            .map_err(|e| at_path(e, &out.join(name)))?;
         write_atomic(&out.join(name), text.as_bytes())
     };
     svg("accuracy.svg", (w, h), &|a| accuracy_chart(a, results))?;
@@ -321,7 +314,8 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
                draw: &dyn Fn(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>|
      -> Result<()> {
         let mut buffer = vec![0u8; (w * h * 3) as usize];
-        draw(&BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area())?;
+        draw(&BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area())
+            .map_err(|e| at_path(e, &out.join(name)))?;
         let image =
             image::RgbImage::from_raw(w, h, buffer).ok_or_else(|| chart_error("buffer size"))?;
         let bytes = crate::imageio::encode(
@@ -336,5 +330,19 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
     png("confusion.png", (900, 800), &|a| {
         confusion_chart(a, results, &best)
     })?;
+    Ok(())
+}
+
+/// Writes `results.json`, `results.md` and, given a TrueType `font`, the charts (see
+/// [`write_charts`]) into `out`, each file atomically.
+pub fn write_report(
+    results: &ExperimentResults,
+    out: &Path,
+    font: Option<&'static [u8]>,
+) -> Result<()> {
+    results.write_files(out)?;
+    if let Some(font) = font {
+        write_charts(results, out, font)?;
+    }
     Ok(())
 }

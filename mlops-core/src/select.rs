@@ -111,8 +111,7 @@ fn squared_l2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// How far apart two embeddings are (smaller is closer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Distance {
     /// Sum of absolute differences.
     L1,
@@ -139,6 +138,8 @@ impl Distance {
         }
     }
 }
+
+crate::names::named_enum!(Distance, "distance", { L1 => "l1", L2 => "l2", Cosine => "cosine" });
 
 /// How many samples to select.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -167,8 +168,7 @@ impl Budget {
 }
 
 /// A replay selection strategy.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "strategy", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Strategy {
     /// Nothing (forgetting baseline).
     None,
@@ -191,32 +191,57 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// A short name for tables and file names (`random`, `cp_l1`, `cp_l2`, `cp_cosine`, ...).
-    pub fn name(&self) -> String {
+    /// Every strategy name [`Strategy`]'s `FromStr` accepts.
+    pub const NAMES: &'static [&'static str] = &[
+        "none",
+        "all",
+        "random",
+        "random_balanced",
+        "cp_l1",
+        "cp_l2",
+        "cp_cosine",
+        "k_center",
+        "herding",
+    ];
+
+    /// The name for tables, file names, serde, command lines and Python (`random`, `cp_l1`,
+    /// `k_center`, ...).
+    pub fn name(&self) -> &'static str {
         match self {
-            Strategy::None => "none".into(),
-            Strategy::All => "all".into(),
+            Strategy::None => "none",
+            Strategy::All => "all",
             Strategy::Random {
                 class_balanced: false,
-            } => "random".into(),
+            } => "random",
             Strategy::Random {
                 class_balanced: true,
-            } => "random_balanced".into(),
-            Strategy::CorePair { distance } => format!(
-                "cp_{}",
-                match distance {
-                    Distance::L1 => "l1",
-                    Distance::L2 => "l2",
-                    Distance::Cosine => "cosine",
-                }
-            ),
-            Strategy::KCenterGreedy => "k_center".into(),
-            Strategy::Herding => "herding".into(),
+            } => "random_balanced",
+            Strategy::CorePair {
+                distance: Distance::L1,
+            } => "cp_l1",
+            Strategy::CorePair {
+                distance: Distance::L2,
+            } => "cp_l2",
+            Strategy::CorePair {
+                distance: Distance::Cosine,
+            } => "cp_cosine",
+            Strategy::KCenterGreedy => "k_center",
+            Strategy::Herding => "herding",
         }
     }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = Error;
 
     /// Parses a [`Strategy::name`].
-    pub fn parse(name: &str) -> Result<Self> {
+    fn from_str(name: &str) -> Result<Self> {
         Ok(match name {
             "none" => Strategy::None,
             "all" => Strategy::All,
@@ -226,28 +251,25 @@ impl Strategy {
             "random_balanced" => Strategy::Random {
                 class_balanced: true,
             },
-            "cp_l1" => Strategy::CorePair {
-                distance: Distance::L1,
-            },
-            "cp_l2" => Strategy::CorePair {
-                distance: Distance::L2,
-            },
-            "cp_cosine" => Strategy::CorePair {
-                distance: Distance::Cosine,
-            },
             "k_center" => Strategy::KCenterGreedy,
             "herding" => Strategy::Herding,
-            other => {
-                return Err(Error::invalid(
-                    "strategy",
-                    format!(
-                        "unknown strategy `{other}`; expected none, all, random, random_balanced, cp_l1, cp_l2, cp_cosine, k_center or herding"
-                    ),
-                ));
-            }
+            other => match other.strip_prefix("cp_").map(str::parse::<Distance>) {
+                Some(Ok(distance)) => Strategy::CorePair { distance },
+                _ => {
+                    return Err(Error::invalid(
+                        "strategy",
+                        format!(
+                            "unknown strategy `{other}`; expected one of {}",
+                            Strategy::NAMES.join(", ")
+                        ),
+                    ));
+                }
+            },
         })
     }
 }
+
+crate::names::serde_as_name!(Strategy);
 
 /// Selected samples in rank order, each with a strategy-specific score (core pair: the pair's
 /// distance; k-center: the distance to the chosen set when picked; herding: the mean-matching

@@ -120,10 +120,16 @@ fn run(input: &Path, output: &Path, threads: usize) -> BTreeMap<String, Vec<u8>>
     let options = FolderOptions {
         seed: 7,
         threads: Some(threads),
-        progress: false,
         ..FolderOptions::default()
     };
-    let report = corrupt_folder(input, output, &Corruption::mixed(), &options).unwrap();
+    let report = corrupt_folder(
+        input,
+        output,
+        &Corruption::mixed(),
+        &options,
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     assert!(report.is_complete(), "{:?}", report.failed);
     assert_eq!(report.written.len(), 5);
     read_tree(output)
@@ -164,10 +170,16 @@ fn output_depends_on_relative_path_and_bytes() {
 fn run_any(input: &Path, output: &Path) -> BTreeMap<String, Vec<u8>> {
     let options = FolderOptions {
         seed: 7,
-        progress: false,
         ..FolderOptions::default()
     };
-    let report = corrupt_folder(input, output, &Corruption::mixed(), &options).unwrap();
+    let report = corrupt_folder(
+        input,
+        output,
+        &Corruption::mixed(),
+        &options,
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     assert!(report.is_complete());
     read_tree(output)
 }

@@ -16,7 +16,6 @@ use mlops_core::corrupt::{Corruption, FolderOptions, corrupt_folder};
 fn options() -> FolderOptions {
     FolderOptions {
         seed: 11,
-        progress: false,
         ..FolderOptions::default()
     }
 }
@@ -136,7 +135,14 @@ fn bad_files_fail_alone_and_good_files_are_written() {
     write(".cache/x.png", &png);
 
     let before = hash_tree(&input);
-    let report = corrupt_folder(&input, &output, &Corruption::mixed(), &options()).unwrap();
+    let report = corrupt_folder(
+        &input,
+        &output,
+        &Corruption::mixed(),
+        &options(),
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     assert_eq!(hash_tree(&input), before, "the input was modified");
 
     let written: Vec<String> = report
@@ -266,7 +272,14 @@ fn overlapping_folders_are_refused_before_anything_is_written() {
         tmp.path().to_path_buf(),
         input.join("x/../y"),
     ] {
-        let err = corrupt_folder(&input, &output, &Corruption::mixed(), &options()).unwrap_err();
+        let err = corrupt_folder(
+            &input,
+            &output,
+            &Corruption::mixed(),
+            &options(),
+            &mlops_core::Control::new(),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, Error::OverlappingFolders { .. }),
             "{}: {err}",
@@ -286,6 +299,7 @@ fn missing_input_and_bad_thread_count_are_clear_errors() {
         &tmp.path().join("out"),
         &Corruption::mixed(),
         &options(),
+        &mlops_core::Control::new(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("nope"), "{err}");
@@ -299,6 +313,7 @@ fn missing_input_and_bad_thread_count_are_clear_errors() {
         &tmp.path().join("out"),
         &Corruption::mixed(),
         &zero,
+        &mlops_core::Control::new(),
     )
     .unwrap_err();
     assert!(err.to_string().contains("`threads`"), "{err}");
@@ -312,7 +327,14 @@ fn an_existing_output_file_is_replaced_whole() {
     std::fs::create_dir_all(&output).unwrap();
     std::fs::write(input.join("a.png"), png_bytes(&pattern_rgb(200, 150))).unwrap();
     std::fs::write(output.join("a.png"), b"stale").unwrap();
-    let report = corrupt_folder(&input, &output, &Corruption::random_boxes(), &options()).unwrap();
+    let report = corrupt_folder(
+        &input,
+        &output,
+        &Corruption::random_boxes(),
+        &options(),
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     assert!(report.is_complete());
     let out = image::open(output.join("a.png")).unwrap();
     assert_eq!((out.width(), out.height()), (200, 150));
@@ -328,7 +350,7 @@ fn an_existing_output_file_is_replaced_whole() {
 #[test]
 fn progress_is_reported_per_file_and_a_cancel_writes_nothing_more() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::create_dir_all(input.join("a")).unwrap();
@@ -342,19 +364,17 @@ fn progress_is_reported_per_file_and_a_cancel_writes_nothing_more() {
     let seen = Arc::new(AtomicU64::new(0));
     let last_total = Arc::new(AtomicU64::new(0));
     let (s, t) = (seen.clone(), last_total.clone());
-    let reporting = FolderOptions {
-        on_progress: Some(mlops_core::corrupt::ProgressFn(Arc::new(
-            move |_done, total| {
-                s.fetch_add(1, Ordering::Relaxed);
-                t.store(total, Ordering::Relaxed);
-            },
-        ))),
-        ..options()
-    };
+    let reporting =
+        mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
+            assert_eq!(p.stage, "files");
+            s.fetch_add(1, Ordering::Relaxed);
+            t.store(p.total.unwrap_or(0), Ordering::Relaxed);
+        });
     let report = corrupt_folder(
         &input,
         &dir.path().join("out"),
         &Corruption::mixed(),
+        &options(),
         &reporting,
     )
     .unwrap();
@@ -367,14 +387,13 @@ fn progress_is_reported_per_file_and_a_cancel_writes_nothing_more() {
         (12, 12)
     );
 
-    let cancelled = FolderOptions {
-        cancel: Some(Arc::new(AtomicBool::new(true))),
-        ..options()
-    };
+    let cancelled = mlops_core::Control::new();
+    cancelled.cancel();
     let err = corrupt_folder(
         &input,
         &dir.path().join("out2"),
         &Corruption::mixed(),
+        &options(),
         &cancelled,
     )
     .unwrap_err();

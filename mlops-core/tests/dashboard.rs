@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::{demo_data, fresh_db};
@@ -159,14 +158,7 @@ fn every_panel_query_runs_on_a_streamed_database() {
         exit_when_idle: true,
         ..StreamConfig::default()
     };
-    let stats = stream_predictions(
-        &config,
-        &predictor,
-        "v",
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap();
+    let stats = stream_predictions(&config, &predictor, "v", &mlops_core::Control::new()).unwrap();
     assert_eq!((stats.predicted, stats.errors), (rows.len() as u64 - 1, 1));
 
     let range = client

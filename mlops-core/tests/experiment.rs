@@ -6,7 +6,7 @@
 mod common;
 
 use burn::prelude::*;
-use common::{demo_data, test_cache, wheel, wheels_dir};
+use common::{demo_data, test_cache, wheel};
 use mlops_core::dataset::{ClassMap, Manifest};
 use mlops_core::experiment::{ExperimentConfig, ShiftData, run_shift_experiment};
 use mlops_core::model::Backbone;
@@ -46,12 +46,18 @@ fn the_experiment_compares_every_strategy_reproducibly() {
         seeds: vec![1, 2],
         train: TrainConfig {
             feature_cache: Some(test_cache("features")),
-            progress: false,
             ..TrainConfig::default()
         },
         ..ExperimentConfig::default()
     };
-    let results = run_shift_experiment(&backbone, &classes, data, &config).unwrap();
+    let results = run_shift_experiment(
+        &backbone,
+        &classes,
+        data,
+        &config,
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     assert_eq!(results.sizes, [200, 50, 200, 50]);
     assert!(results.skipped.is_empty());
     // The shift is real: the monday model does much worse on tuesday.
@@ -82,7 +88,14 @@ fn the_experiment_compares_every_strategy_reproducibly() {
         assert!(table.contains(&format!("| {} |", s.name())), "{table}");
     }
     // Same seeds, same numbers.
-    let again = run_shift_experiment(&backbone, &classes, data, &config).unwrap();
+    let again = run_shift_experiment(
+        &backbone,
+        &classes,
+        data,
+        &config,
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     let accs = |r: &mlops_core::experiment::ExperimentResults| {
         r.runs
             .iter()
@@ -93,8 +106,18 @@ fn the_experiment_compares_every_strategy_reproducibly() {
 
     // Charts: SVG and PNG, non-trivial, PNGs decodable.
     let out = tempfile::tempdir().unwrap();
-    let font = mlops_core::report::font_from_wheels(&wheels_dir()).unwrap();
-    mlops_core::report::write_charts(&results, out.path(), font).unwrap();
+    let font = mlops_core::model::weights::read_zip_member(
+        &wheel("matplotlib-"),
+        "matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf",
+    )
+    .unwrap();
+    mlops_core::report::write_report(
+        &results,
+        out.path(),
+        Some(Box::leak(font.into_boxed_slice())),
+    )
+    .unwrap();
+    assert!(out.path().join("results.json").exists() && out.path().join("results.md").exists());
     for name in ["accuracy", "curves", "confusion"] {
         let svg = std::fs::read_to_string(out.path().join(format!("{name}.svg"))).unwrap();
         assert!(

@@ -207,7 +207,14 @@ fn feature_cache_is_keyed_by_weights_engine_and_preprocessing() {
         .collect();
     let cache = tempfile::tempdir().unwrap();
     let run = |extractor: &FeatureExtractor, pre: &Preprocess| {
-        extractor_features(extractor, &refs, pre, Some(cache.path()), false).unwrap()
+        extractor_features(
+            extractor,
+            &refs,
+            pre,
+            Some(cache.path()),
+            &mlops_core::Control::new(),
+        )
+        .unwrap()
     };
     let first = run(&fast, &pre);
     assert_eq!(cached_files(cache.path()), 3);
@@ -237,7 +244,14 @@ fn feature_cache_is_keyed_by_weights_engine_and_preprocessing() {
         .zip(&images72)
         .map(|((k, _), v)| (k.clone(), v.as_slice()))
         .collect();
-    extractor_features(&fast, &refs72, &bigger, Some(cache.path()), false).unwrap();
+    extractor_features(
+        &fast,
+        &refs72,
+        &bigger,
+        Some(cache.path()),
+        &mlops_core::Control::new(),
+    )
+    .unwrap();
     assert_eq!(
         cached_files(cache.path()),
         12,

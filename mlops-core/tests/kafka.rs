@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::{demo_data, fresh_db};
@@ -47,7 +46,9 @@ fn publish(url: &str, topic: &str) -> u64 {
         batch_size: 300,
         ..PublishConfig::default()
     };
-    publish_rows(&config, &AtomicBool::new(false)).unwrap().rows
+    publish_rows(&config, &mlops_core::Control::new())
+        .unwrap()
+        .rows
 }
 
 /// Every message of `topic` (waits until `n` arrived, up to 60 s).
@@ -137,7 +138,7 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
         exit_after_idle: Some(Duration::from_secs(12)),
         ..ConsumeConfig::default()
     };
-    let stop = AtomicBool::new(false);
+    let stop = mlops_core::Control::new();
     let (a, b) = std::thread::scope(|s| {
         let a = s.spawn(|| consume_topic(&config, &predictor, "v1", &stop).unwrap());
         let b = s.spawn(|| consume_topic(&config, &predictor, "v1", &stop).unwrap());

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 mod common;
@@ -120,7 +119,7 @@ fn trickle_inserts_at_the_asked_rate() {
         40.0,
         Some(20),
         7,
-        &AtomicBool::new(false),
+        &mlops_core::Control::new(),
     )
     .unwrap();
     let seconds = started.elapsed().as_secs_f64();
@@ -144,7 +143,7 @@ fn trickle_inserts_at_the_asked_rate() {
         1000.0,
         Some(20),
         7,
-        &AtomicBool::new(false),
+        &mlops_core::Control::new(),
     )
     .unwrap();
     let again: Vec<String> = client
@@ -156,12 +155,24 @@ fn trickle_inserts_at_the_asked_rate() {
     assert_eq!(again, drawn);
     // A set stop flag ends it at once.
     assert_eq!(
-        trickle(&mut client, &pool, 1.0, None, 7, &AtomicBool::new(true)).unwrap(),
+        trickle(&mut client, &pool, 1.0, None, 7, &{
+            let c = mlops_core::Control::new();
+            c.cancel();
+            c
+        })
+        .unwrap(),
         0
     );
-    let err = trickle(&mut client, &pool, 0.0, Some(1), 7, &AtomicBool::new(false))
-        .unwrap_err()
-        .to_string();
+    let err = trickle(
+        &mut client,
+        &pool,
+        0.0,
+        Some(1),
+        7,
+        &mlops_core::Control::new(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("`rate`"), "{err}");
 }
 

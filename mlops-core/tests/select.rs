@@ -233,13 +233,14 @@ fn bad_inputs_are_refused_by_name() {
             .contains("row 1")
     );
     assert!(
-        Strategy::parse("cp_l3")
+        "cp_l3"
+            .parse::<Strategy>()
             .unwrap_err()
             .to_string()
             .contains("cp_l2")
     );
     for s in ALL {
-        assert_eq!(Strategy::parse(&s.name()).unwrap(), s);
+        assert_eq!(s.name().parse::<Strategy>().unwrap(), s);
     }
 }
 

@@ -10,17 +10,16 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{demo_data, fresh_db, pg_server_url};
+use mlops_core::ComputeBackend;
 use mlops_core::dataset::{Manifest, Sample};
 use mlops_core::db::sink::ensure_prediction_tables;
 use mlops_core::db::{
     StreamConfig, StreamStats, bulk_load, connect, create_table, stream_predictions,
 };
 use mlops_core::predict::Predictor;
-use mlops_core::train::ComputeBackend;
 use rand::{Rng, SeedableRng};
 
 /// Saves the small-CNN test package under `dir` and returns its path.
@@ -50,14 +49,7 @@ fn config(url: &str, root: &Path, batch_size: usize) -> StreamConfig {
 }
 
 fn run(config: &StreamConfig, predictor: &Predictor) -> StreamStats {
-    stream_predictions(
-        config,
-        predictor,
-        "test",
-        &AtomicBool::new(false),
-        &mut |_| {},
-    )
-    .unwrap()
+    stream_predictions(config, predictor, "test", &mlops_core::Control::new()).unwrap()
 }
 
 /// `(id, target, probability)` of every prediction, in id order.
@@ -83,11 +75,11 @@ fn count(url: &str, table: &str) -> i64 {
 }
 
 /// Sets the flag when dropped, so a failing assertion does not leave a streamer running.
-struct StopOnDrop<'a>(&'a AtomicBool);
+struct StopOnDrop<'a>(&'a mlops_core::Control);
 
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancel();
     }
 }
 
@@ -191,7 +183,7 @@ fn a_row_committed_after_a_higher_id_is_still_predicted() {
         .get(0);
     assert!(held < fast);
 
-    let stop = AtomicBool::new(false);
+    let stop = mlops_core::Control::new();
     let config = StreamConfig {
         exit_when_idle: false,
         ..config(&url, &root, 4)
@@ -212,14 +204,13 @@ fn a_row_committed_after_a_higher_id_is_still_predicted() {
     };
     ensure_prediction_tables(&mut client).unwrap();
     std::thread::scope(|s| {
-        let streamer = s
-            .spawn(|| stream_predictions(&config, &predictor, "test", &stop, &mut |_| {}).unwrap());
+        let streamer = s.spawn(|| stream_predictions(&config, &predictor, "test", &stop).unwrap());
         let _stop_on_panic = StopOnDrop(&stop);
         wait_for(fast);
         assert!(!predicted(held), "id {held} is not committed yet");
         slow_tx.commit().unwrap();
         wait_for(held);
-        stop.store(true, Ordering::Relaxed);
+        stop.cancel();
         let stats = streamer.join().unwrap();
         assert_eq!(stats.rows, 12);
         assert_eq!(stats.awaited_ids, 0);
@@ -245,18 +236,16 @@ fn a_rolled_back_id_stops_being_awaited_after_the_grace_period() {
     let predictor = Predictor::load(&small_package(dir.path()), ComputeBackend::Flex).unwrap();
 
     // With a long grace period the stream keeps waiting for id 1 (so it does not go idle).
-    let stop = AtomicBool::new(false);
+    let stop = mlops_core::Control::new();
     let waiting = StreamConfig {
         gap_grace: Duration::from_secs(3600),
         ..config(&url, &root, 8)
     };
     std::thread::scope(|s| {
-        let streamer = s.spawn(|| {
-            stream_predictions(&waiting, &predictor, "test", &stop, &mut |_| {}).unwrap()
-        });
+        let streamer = s.spawn(|| stream_predictions(&waiting, &predictor, "test", &stop).unwrap());
         let _stop_on_panic = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(1500));
-        stop.store(true, Ordering::Relaxed);
+        stop.cancel();
         let stats = streamer.join().unwrap();
         assert_eq!(stats.rows, 3);
         assert_eq!(stats.awaited_ids, 1);
@@ -347,8 +336,7 @@ fn empty_and_missing_tables_and_a_wrong_password_are_clear() {
         &config(&url, &root, 8),
         &predictor,
         "t",
-        &AtomicBool::new(false),
-        &mut |_| {},
+        &mlops_core::Control::new(),
     )
     .unwrap_err()
     .to_string();
@@ -373,8 +361,7 @@ fn empty_and_missing_tables_and_a_wrong_password_are_clear() {
         &config(&wrong, &root, 8),
         &predictor,
         "t",
-        &AtomicBool::new(false),
-        &mut |_| {},
+        &mlops_core::Control::new(),
     )
     .unwrap_err()
     .to_string();

@@ -7,7 +7,8 @@
 mod common;
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{demo_data, fresh_db};
@@ -39,17 +40,17 @@ fn the_stream_resumes_after_a_database_restart() {
         exit_when_idle: true,
         ..StreamConfig::default()
     };
-    let committed = AtomicU64::new(0);
+    let committed = Arc::new(AtomicU64::new(0));
+    let reported = Arc::clone(&committed);
     let stats = std::thread::scope(|s| {
         let streamer = s.spawn(|| {
             stream_predictions(
                 &config,
                 &predictor,
                 "v",
-                &AtomicBool::new(false),
-                &mut |st| {
-                    committed.store(st.rows, Ordering::Relaxed);
-                },
+                &mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
+                    reported.store(p.done, Ordering::Relaxed);
+                }),
             )
         });
         while committed.load(Ordering::Relaxed) < 200 {

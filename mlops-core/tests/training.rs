@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use burn::prelude::*;
 use common::{demo_data, test_cache, wheel};
+use mlops_core::ComputeBackend;
 use mlops_core::artifact::{
     ModelPackage, PackageInfo, list_packages, load_parts, save_parts, weights_bytes,
 };
@@ -16,7 +17,7 @@ use mlops_core::dataset::{ClassMap, Manifest};
 use mlops_core::model::weights::{LITE0_WHEEL_PREFIX, load_lite0};
 use mlops_core::model::{Backbone, BackboneKind};
 use mlops_core::predict::Predictor;
-use mlops_core::train::{ComputeBackend, ImageSet, TrainConfig, TrainMode, TrainOutcome, train};
+use mlops_core::train::{ImageSet, TrainConfig, TrainMode, TrainOutcome, train};
 use mlops_core::vision::Preprocess;
 
 fn classes() -> ClassMap {
@@ -34,7 +35,6 @@ fn manifests() -> (Manifest, Manifest) {
 fn frozen_config() -> TrainConfig {
     TrainConfig {
         feature_cache: Some(test_cache("features")),
-        progress: false,
         ..TrainConfig::default()
     }
 }
@@ -58,6 +58,7 @@ fn train_monday() -> TrainOutcome {
             manifest: &test_m,
         },
         &frozen_config(),
+        &mlops_core::Control::new(),
     )
     .unwrap()
 }
@@ -207,7 +208,10 @@ fn corrupted_or_foreign_packages_are_refused() {
     );
 
     // No package at all; an unknown scheme.
-    let err = load_parts(&dir.path().join("nothing").display().to_string())
+    let err = load_parts(&dir.path().join("nothing").display().to_string()).unwrap_err();
+    assert!(err.is_io_kind(std::io::ErrorKind::NotFound), "{err:?}");
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let err = load_parts(&dir.path().join("empty").display().to_string())
         .unwrap_err()
         .to_string();
     assert!(err.contains("metadata.json not found"), "{err}");
@@ -231,7 +235,6 @@ fn small_cnn_learns_from_scratch_with_fine_tuning() {
         epochs: 6,
         batch_size: 16,
         mode: TrainMode::FineTune,
-        progress: false,
         ..TrainConfig::default()
     };
     let device = ComputeBackend::Flex.device();
@@ -249,6 +252,7 @@ fn small_cnn_learns_from_scratch_with_fine_tuning() {
                 manifest: &test_m,
             },
             &config,
+            &mlops_core::Control::new(),
         )
         .unwrap()
     };
@@ -281,7 +285,6 @@ fn bad_training_inputs_are_named() {
     let device = Device::flex();
     let config = TrainConfig {
         epochs: 1,
-        progress: false,
         preprocess: Preprocess {
             size: 64,
             ..Preprocess::default()
@@ -300,6 +303,7 @@ fn bad_training_inputs_are_named() {
             manifest: &bad,
         },
         &config,
+        &mlops_core::Control::new(),
     )
     .unwrap_err()
     .to_string();
@@ -319,6 +323,7 @@ fn bad_training_inputs_are_named() {
             manifest: &bad,
         },
         &config,
+        &mlops_core::Control::new(),
     )
     .unwrap();
     assert_eq!(outcome.skipped.len(), 2, "{:?}", outcome.skipped);
@@ -343,6 +348,7 @@ fn bad_training_inputs_are_named() {
             manifest: &bad,
         },
         &zero,
+        &mlops_core::Control::new(),
     )
     .unwrap_err()
     .to_string();
@@ -351,8 +357,7 @@ fn bad_training_inputs_are_named() {
 
 #[test]
 fn hooks_report_every_epoch_and_a_cancel_stops_training() {
-    use mlops_core::train::{TrainHooks, train_with_hooks};
-    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
     let (train_m, test_m) = manifests();
     let (train_m, test_m) = (
         Manifest::new(train_m.samples.iter().step_by(10).cloned().collect()),
@@ -367,7 +372,6 @@ fn hooks_report_every_epoch_and_a_cancel_stops_training() {
         epochs: 3,
         batch_size: 16,
         mode: TrainMode::FineTune,
-        progress: false,
         ..TrainConfig::default()
     };
     let device = ComputeBackend::Flex.device();
@@ -381,26 +385,33 @@ fn hooks_report_every_epoch_and_a_cancel_stops_training() {
             manifest: &test_m,
         },
     );
-    let mut seen = Vec::new();
-    let mut on_epoch = |m: &mlops_core::train::EpochMetrics| seen.push(m.clone());
-    let outcome = train_with_hooks(
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let reporting =
+        mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
+            if let Some(mlops_core::Detail::Epoch(m)) = p.detail {
+                assert_eq!(p.stage, "epochs");
+                assert_eq!(p.done, m.epoch as u64);
+                sink.lock().unwrap().push(m.clone());
+            }
+        });
+    let outcome = train(
         Backbone::init(BackboneKind::SmallCnn, &device),
         &classes(),
         &sets.0,
         &sets.1,
         &config,
-        TrainHooks {
-            cancel: None,
-            on_epoch: Some(&mut on_epoch),
-        },
+        &reporting,
     )
     .unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, outcome.history);
     assert_eq!(seen.len(), 3);
 
-    let cancel = AtomicBool::new(true);
+    let cancel = mlops_core::Control::new();
+    cancel.cancel();
     for mode in [TrainMode::FineTune, TrainMode::FrozenBackbone] {
-        let err = train_with_hooks(
+        let err = train(
             Backbone::init(BackboneKind::SmallCnn, &device),
             &classes(),
             &sets.0,
@@ -409,10 +420,7 @@ fn hooks_report_every_epoch_and_a_cancel_stops_training() {
                 mode,
                 ..config.clone()
             },
-            TrainHooks {
-                cancel: Some(&cancel),
-                on_epoch: None,
-            },
+            &cancel,
         )
         .unwrap_err();
         assert!(matches!(err, mlops_core::Error::Cancelled { .. }), "{err}");

@@ -1,13 +1,13 @@
 //! The folder driver: corrupt every image under an input folder into an output folder.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 use walkdir::WalkDir;
 
 use super::{Corruption, CorruptionKind};
+use crate::control::{Control, Progress};
 use crate::error::{Error, Result};
 use crate::imageio;
 use crate::seed::item_rng;
@@ -20,25 +20,8 @@ pub struct FolderOptions {
     pub seed: u64,
     /// Worker threads; `None` uses Rayon's global pool (one per core).
     pub threads: Option<usize>,
-    /// Show a progress bar on standard error (it stays hidden when that is not a terminal).
-    pub progress: bool,
     /// Decoder memory limit per image in bytes.
     pub max_alloc: u64,
-    /// When set, files not started yet are left alone and the run fails with
-    /// [`Error::Cancelled`] once the files in hand are written (whole, atomically).
-    pub cancel: Option<Arc<AtomicBool>>,
-    /// Called after each file with (files done, files to do), from the worker threads.
-    pub on_progress: Option<ProgressFn>,
-}
-
-/// A progress callback: (files done, files to do).
-#[derive(Clone)]
-pub struct ProgressFn(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
-
-impl std::fmt::Debug for ProgressFn {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ProgressFn")
-    }
 }
 
 impl Default for FolderOptions {
@@ -46,10 +29,7 @@ impl Default for FolderOptions {
         FolderOptions {
             seed: 0,
             threads: None,
-            progress: true,
             max_alloc: imageio::DEFAULT_MAX_ALLOC,
-            cancel: None,
-            on_progress: None,
         }
     }
 }
@@ -189,12 +169,15 @@ enum Outcome {
 /// Never writes inside `input`: an output folder that overlaps it is refused. Each file is
 /// written atomically. Hidden files and non-images are skipped and listed; a file that cannot
 /// be read, decoded or written is listed under `failed` and the run goes on. The bytes written
-/// for a file depend only on (`options.seed`, its relative path, its bytes).
+/// for a file depend only on (`options.seed`, its relative path, its bytes). `control` reports
+/// `files` done and, once cancelled, leaves files not started alone and fails with
+/// [`Error::Cancelled`] after the files in hand are written (whole, atomically).
 pub fn corrupt_folder(
     input: &Path,
     output: &Path,
     corruption: &Corruption,
     options: &FolderOptions,
+    control: &Control,
 ) -> Result<FolderReport> {
     corruption.validate()?;
     let input_root = input.canonicalize().map_err(|e| Error::io(input, e))?;
@@ -266,16 +249,9 @@ pub fn corrupt_folder(
         }
     }
 
-    let progress = crate::progress::bar(options.progress, todo.len() as u64, corruption.name());
-
     let total = todo.len() as u64;
     let done = AtomicU64::new(0);
-    let cancelled = || {
-        options
-            .cancel
-            .as_ref()
-            .is_some_and(|c| c.load(Ordering::Relaxed))
-    };
+    let cancelled = || control.is_cancelled();
     let process = |rel: &PathBuf| -> Outcome {
         if cancelled() {
             return Outcome::Cancelled;
@@ -297,11 +273,8 @@ pub fn corrupt_folder(
                 imageio::write_atomic(&output_root.join(rel), &bytes)?;
                 Ok(kind)
             });
-        progress.inc(1);
         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(ProgressFn(f)) = &options.on_progress {
-            f(finished, total);
-        }
+        control.report(Progress::items("files", finished, Some(total)));
         match result {
             Ok(kind) => Outcome::Written(CorruptedFile {
                 path: rel.clone(),
@@ -322,7 +295,6 @@ pub fn corrupt_folder(
             .install(|| todo.par_iter().map(process).collect()),
         None => todo.par_iter().map(process).collect(),
     };
-    progress.finish_and_clear();
     if cancelled() {
         return Err(Error::Cancelled {
             what: format!("corrupting {}", input.display()),

@@ -136,8 +136,7 @@ impl LineSpans {
 }
 
 /// The three kinds of corruption.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CorruptionKind {
     /// Solid boxes.
     RandomBoxes,
@@ -147,16 +146,11 @@ pub enum CorruptionKind {
     RandomLine,
 }
 
-impl CorruptionKind {
-    /// The name used on command lines and in reports (`random_boxes`, `mosaic`, `random_line`).
-    pub fn name(self) -> &'static str {
-        match self {
-            CorruptionKind::RandomBoxes => "random_boxes",
-            CorruptionKind::Mosaic => "mosaic",
-            CorruptionKind::RandomLine => "random_line",
-        }
-    }
-}
+crate::names::named_enum!(CorruptionKind, "kind", {
+    RandomBoxes => "random_boxes",
+    Mosaic => "mosaic",
+    RandomLine => "random_line",
+});
 
 /// What one corruption drew on one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -24,8 +24,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub use folder::{
-    CorruptedFile, FailedFile, FolderOptions, FolderReport, ProgressFn, SkippedFile,
-    corrupt_folder, corrupt_one_file,
+    CorruptedFile, FailedFile, FolderOptions, FolderReport, SkippedFile, corrupt_folder,
+    corrupt_one_file,
 };
 pub use geometry::{CorruptionKind, Occlusion, Rect, ThickLine};
 pub use params::{BoxParams, Fill, LineParams, MixedParams, MosaicParams, SizeRange};

@@ -2,59 +2,16 @@
 //! randomly sampled rows like a live source. Only parameterised SQL and `COPY` data: a path
 //! holding a quote is data, never SQL.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use postgres::Client;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{CARGO_TABLE_SQL, db_error, redact};
+use super::{CARGO_TABLE_SQL, db_error};
+use crate::control::{Control, Progress};
 use crate::dataset::{Manifest, Sample};
 use crate::error::{Error, Result};
-
-/// Connects to `url` (`postgresql://user:password@host:port/db`); without one, the usual
-/// `PG*` environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`).
-pub fn connect(url: Option<&str>) -> Result<Client> {
-    let shown = url
-        .map(redact)
-        .unwrap_or_else(|| "the PG* environment".into());
-    connect_config(url)?
-        .connect(NoTls)
-        .map_err(|e| db_error(&format!("connect to {shown}"), e))
-}
-
-/// The connection settings [`connect`] uses, with a 10 s connect timeout and TCP keepalives
-/// (so a vanished server is noticed).
-pub fn connect_config(url: Option<&str>) -> Result<postgres::Config> {
-    let text = match url {
-        Some(url) => url.to_string(),
-        None => {
-            let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-            format!(
-                "host={} port={} user={} password={} dbname={}",
-                var("PGHOST", "127.0.0.1"),
-                var("PGPORT", "5432"),
-                var("PGUSER", "postgres"),
-                var("PGPASSWORD", ""),
-                var("PGDATABASE", "postgres")
-            )
-        }
-    };
-    let mut config: postgres::Config = text.parse().map_err(|e| {
-        Error::invalid(
-            "url",
-            format!(
-                "{} is not a PostgreSQL URL: {e}",
-                url.map(redact).unwrap_or_default()
-            ),
-        )
-    })?;
-    config.connect_timeout(Duration::from_secs(10));
-    config.keepalives(true);
-    config.keepalives_idle(Duration::from_secs(30));
-    Ok(config)
-}
 
 /// Creates `cargo` if absent; with `drop_existing`, drops it first (its rows are lost and ids
 /// restart at 1, so predictions and stream positions made from the old table no longer match
@@ -133,14 +90,15 @@ pub fn insert_row(client: &mut Client, sample: &Sample) -> Result<i32> {
 }
 
 /// Inserts rows sampled uniformly (seeded) from `pool` at `rate` rows per second until
-/// `count` rows are in (when given) or `stop` is set. Returns the rows inserted.
+/// `count` rows are in (when given) or `control` is cancelled, reporting `trickle` after every
+/// row. Returns the rows inserted.
 pub fn trickle(
     client: &mut Client,
     pool: &Manifest,
     rate: f64,
     count: Option<u64>,
     seed: u64,
-    stop: &AtomicBool,
+    control: &Control,
 ) -> Result<u64> {
     if pool.is_empty() {
         return Err(Error::invalid("pool", "no samples to draw from"));
@@ -155,7 +113,7 @@ pub fn trickle(
     let period = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
     let mut inserted = 0u64;
-    while count.is_none_or(|c| inserted < c) && !stop.load(Ordering::Relaxed) {
+    while count.is_none_or(|c| inserted < c) && !control.is_cancelled() {
         let due = started + period.mul_f64(inserted as f64);
         let now = Instant::now();
         if due > now {
@@ -165,6 +123,7 @@ pub fn trickle(
         let sample = &pool.samples[rng.random_range(0..pool.len())];
         insert_row(client, sample)?;
         inserted += 1;
+        control.report(Progress::items("trickle", inserted, count));
     }
     Ok(inserted)
 }

@@ -8,16 +8,16 @@
 //! or a model failure stops the stream with an error.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
 use serde::{Deserialize, Serialize};
 
 use super::batch::predict_rows;
+use super::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
 use super::sink::{ensure_prediction_tables, write_classes, write_outcomes};
 use super::tail::{Position, ensure_position_tables, load_position, poll_next, save_position};
-use super::{connect_config, db_error, is_transient, redact};
+use crate::control::{Control, Detail, Progress};
 use crate::error::{Error, Result};
 use crate::predict::Predictor;
 
@@ -84,22 +84,6 @@ pub struct StreamStats {
     pub seconds: f64,
 }
 
-/// Why a step stopped.
-pub(crate) enum StepError {
-    /// The connection was lost: reconnect and go on.
-    Transient(String),
-    /// Stop the stream.
-    Fatal(Error),
-}
-
-pub(crate) fn classify(what: &str, e: postgres::Error) -> StepError {
-    if is_transient(&e) {
-        StepError::Transient(db_error(what, e).to_string())
-    } else {
-        StepError::Fatal(db_error(what, e))
-    }
-}
-
 /// Open connections and the position read through them.
 struct Session {
     source: Client,
@@ -147,14 +131,6 @@ pub(crate) fn ensure_tables(
     tx.commit()
 }
 
-pub(crate) fn open_client(url: Option<&str>) -> std::result::Result<Client, StepError> {
-    let shown = url.map_or_else(|| "the PG* environment".into(), redact);
-    connect_config(url)
-        .map_err(StepError::Fatal)?
-        .connect(postgres::NoTls)
-        .map_err(|e| classify(&format!("connect to {shown}"), e))
-}
-
 /// What one step did.
 enum Step {
     /// Nothing new.
@@ -163,35 +139,25 @@ enum Step {
     Worked,
 }
 
-/// Runs the stream until `stop` is set (or, with `exit_when_idle`, until it has caught up).
-/// `progress` is called after every committed batch. The first connection must succeed;
-/// later lost connections are retried.
+/// Runs the stream until `control` is cancelled (or, with `exit_when_idle`, until it has caught
+/// up), reporting `stream` with the totals after every committed batch. The first connection
+/// must succeed; later lost connections are retried (logged as warnings).
 pub fn stream_predictions(
     config: &StreamConfig,
     predictor: &Predictor,
     model_version: &str,
-    stop: &AtomicBool,
-    progress: &mut dyn FnMut(&StreamStats),
+    control: &Control,
 ) -> Result<StreamStats> {
     if config.batch_size == 0 {
         return Err(Error::invalid("batch_size", "must be at least 1"));
     }
     let started = Instant::now();
     let mut stats = StreamStats::default();
-    let mut session = Some(Session::open(config, predictor.classes().names()).map_err(
-        |e| match e {
-            StepError::Transient(reason) | StepError::Fatal(Error::Database { reason, .. }) => {
-                Error::Database {
-                    what: "start the stream".into(),
-                    reason,
-                }
-            }
-            StepError::Fatal(e) => e,
-        },
-    )?);
-    let mut backoff = Duration::from_millis(100);
+    let mut session =
+        Some(Session::open(config, predictor.classes().names()).map_err(StepError::into_error)?);
+    let mut backoff = Backoff::new(config.max_backoff);
     let mut awaited = 0;
-    while !stop.load(Ordering::Relaxed) {
+    while !control.is_cancelled() {
         let result = match session.as_mut() {
             Some(s) => step(s, config, predictor, model_version, &mut stats),
             None => Session::open(config, predictor.classes().names()).map(|s| {
@@ -201,7 +167,7 @@ pub fn stream_predictions(
         };
         match result {
             Ok(step) => {
-                backoff = Duration::from_millis(100);
+                backoff.reset();
                 if let Some(p) = session.as_ref().and_then(|s| s.position.as_ref()) {
                     awaited = p.gaps.len();
                 }
@@ -209,21 +175,18 @@ pub fn stream_predictions(
                     if config.exit_when_idle && awaited == 0 {
                         break;
                     }
-                    sleep_unless_stopped(config.poll_interval, stop);
+                    sleep_unless_cancelled(config.poll_interval, control);
                 } else {
-                    progress(&stats);
+                    control.report(
+                        Progress::items("stream", stats.rows, None)
+                            .with_detail(Detail::Stream(&stats)),
+                    );
                 }
             }
-            Err(StepError::Transient(reason)) => {
+            Err(StepError::Transient(error)) => {
                 session = None;
                 stats.reconnects += 1;
-                eprintln!(
-                    "stream {}: connection lost ({reason}); retrying in {:.1} s",
-                    config.stream,
-                    backoff.as_secs_f64()
-                );
-                sleep_unless_stopped(backoff, stop);
-                backoff = (backoff * 2).min(config.max_backoff);
+                backoff.wait(&format!("stream {}", config.stream), &error, control);
             }
             Err(StepError::Fatal(e)) => return Err(e),
         }
@@ -291,16 +254,4 @@ fn step(
     stats.unknown_targets += outcome.unknown_targets;
     stats.batches += 1;
     Ok(Step::Worked)
-}
-
-/// Sleeps up to `total`, waking early when `stop` is set.
-pub(crate) fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
-    let until = Instant::now() + total;
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        if now >= until {
-            break;
-        }
-        std::thread::sleep((until - now).min(Duration::from_millis(50)));
-    }
 }

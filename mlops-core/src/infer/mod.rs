@@ -32,7 +32,6 @@ mod stem;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use lite0::{ENGINE_VERSION, LayerTimes, Lite0Inference};
@@ -41,8 +40,7 @@ use crate::error::{Error, Result};
 use crate::model::{Backbone, BackboneKind};
 
 /// Which implementation computes backbone features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FeatureEngine {
     /// The fast inference path where the backbone has one (EfficientNet-Lite0), Burn otherwise.
     #[default]
@@ -51,27 +49,7 @@ pub enum FeatureEngine {
     Burn,
 }
 
-impl FeatureEngine {
-    /// Parses `fast` or `burn`.
-    pub fn parse(name: &str) -> Result<Self> {
-        match name {
-            "fast" => Ok(FeatureEngine::Fast),
-            "burn" => Ok(FeatureEngine::Burn),
-            other => Err(Error::invalid(
-                "engine",
-                format!("unknown feature engine `{other}`; expected fast or burn"),
-            )),
-        }
-    }
-
-    /// The name [`FeatureEngine::parse`] reads.
-    pub fn name(self) -> &'static str {
-        match self {
-            FeatureEngine::Fast => "fast",
-            FeatureEngine::Burn => "burn",
-        }
-    }
-}
+crate::names::named_enum!(FeatureEngine, "engine", { Fast => "fast", Burn => "burn" });
 
 /// Images per Burn forward pass (the reference engine): larger batches are no faster on CPU
 /// and need far more memory.

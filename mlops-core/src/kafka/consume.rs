@@ -4,7 +4,6 @@
 //! rebalance is written again as a no-op.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use postgres::Client;
@@ -14,9 +13,11 @@ use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_TOPIC, kafka_error, message};
+use crate::control::{Control, Detail, Progress};
 use crate::db::batch::predict_rows;
+use crate::db::connection::{Backoff, StepError, classify, open_client};
 use crate::db::sink::write_outcomes;
-use crate::db::stream::{StepError, classify, ensure_tables, open_client, sleep_unless_stopped};
+use crate::db::stream::ensure_tables;
 use crate::db::tail::SourceRow;
 use crate::error::{Error, Result};
 use crate::predict::Predictor;
@@ -84,13 +85,14 @@ pub struct ConsumeStats {
     pub seconds: f64,
 }
 
-/// Consumes `config.topic` until `stop` is set or the topic stays idle for
-/// `exit_after_idle`.
+/// Consumes `config.topic` until `control` is cancelled or the topic stays idle for
+/// `exit_after_idle`, reporting `consume` with the totals after every committed batch.
+/// Skipped messages and refused offset commits are logged as warnings.
 pub fn consume_topic(
     config: &ConsumeConfig,
     predictor: &Predictor,
     model_version: &str,
-    stop: &AtomicBool,
+    control: &Control,
 ) -> Result<ConsumeStats> {
     if config.batch_size == 0 {
         return Err(Error::invalid("batch_size", "must be at least 1"));
@@ -110,10 +112,11 @@ pub fn consume_topic(
     consumer
         .subscribe(&[&config.topic])
         .map_err(|e| kafka_error(&format!("subscribe to {}", config.topic), e))?;
-    let mut sink = Some(open_sink(config, predictor.classes().names()).map_err(fatal)?);
+    let mut sink =
+        Some(open_sink(config, predictor.classes().names()).map_err(StepError::into_error)?);
     let mut stats = ConsumeStats::default();
     let mut last_message = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !control.is_cancelled() {
         let consumed_before = stats.messages;
         let rows = next_batch(&consumer, config, &mut stats);
         if stats.messages == consumed_before {
@@ -128,7 +131,7 @@ pub fn consume_topic(
         last_message = Instant::now();
         let outcome = predict_rows(predictor, &config.data_root, &rows)?;
         // Write, reconnecting as long as it takes; the offsets wait for the write.
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(config.max_backoff);
         let written = loop {
             let result = match sink.as_mut() {
                 Some(client) => write(client, &outcome, model_version),
@@ -140,16 +143,11 @@ pub fn consume_topic(
             };
             match result {
                 Ok(written) => break Some(written),
-                Err(StepError::Transient(reason)) => {
+                Err(StepError::Transient(error)) => {
                     sink = None;
                     stats.reconnects += 1;
-                    eprintln!(
-                        "consumer {}: database lost ({reason}); retrying",
-                        config.group
-                    );
-                    sleep_unless_stopped(backoff, stop);
-                    backoff = (backoff * 2).min(config.max_backoff);
-                    if stop.load(Ordering::Relaxed) {
+                    backoff.wait(&format!("consumer {}", config.group), &error, control);
+                    if control.is_cancelled() {
                         break None;
                     }
                 }
@@ -163,24 +161,18 @@ pub fn consume_topic(
         stats.batches += 1;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             stats.failed_commits += 1;
-            eprintln!(
+            log::warn!(
                 "consumer {}: offset commit refused ({e}); the batch will be replayed",
                 config.group
             );
         }
+        control.report(
+            Progress::items("consume", stats.predicted + stats.errors, None)
+                .with_detail(Detail::Consume(&stats)),
+        );
     }
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
-}
-
-fn fatal(e: StepError) -> Error {
-    match e {
-        StepError::Transient(reason) => Error::Database {
-            what: "start the consumer".into(),
-            reason,
-        },
-        StepError::Fatal(e) => e,
-    }
 }
 
 fn open_sink(config: &ConsumeConfig, classes: &[String]) -> std::result::Result<Client, StepError> {
@@ -223,7 +215,7 @@ fn next_batch(
         let msg = match result {
             Ok(msg) => msg,
             Err(e) => {
-                eprintln!("consumer {}: {e}", config.group);
+                log::warn!("consumer {}: {e}", config.group);
                 continue;
             }
         };
@@ -232,7 +224,7 @@ fn next_batch(
             Ok(row) => rows.push(row),
             Err(reason) => {
                 stats.bad_messages += 1;
-                eprintln!(
+                log::warn!(
                     "consumer {}: skipped {}[{}]@{}: {reason}",
                     config.group,
                     msg.topic(),

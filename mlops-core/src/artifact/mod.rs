@@ -8,21 +8,24 @@
 //! package is either complete or not there: a reader never sees half of one. Loading verifies
 //! the checksum and refuses packages of an incompatible format.
 
-use std::sync::{Arc, OnceLock};
-
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
-use object_store::memory::InMemory;
-use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+mod store;
+
+use store::store_error;
+pub use store::{
+    list_packages, list_packages_async, load_parts, load_parts_async, save_parts, save_parts_async,
+};
+
 use crate::dataset::ClassMap;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::{Backbone, BackboneKind, Classifier};
 use crate::seed::sha256_hex;
 use crate::train::{EpochMetrics, Evaluation, TrainConfig};
+
 use crate::vision::Preprocess;
 
 /// The package format written by this crate.
@@ -104,67 +107,6 @@ pub struct PackageInfo {
     pub test: Option<Evaluation>,
     /// SHA-256 of the manifests used.
     pub manifests_sha256: Vec<String>,
-}
-
-fn store_error(uri: &str, e: impl std::fmt::Display) -> Error {
-    Error::Package {
-        uri: uri.to_string(),
-        reason: e.to_string(),
-    }
-}
-
-fn memory_stores() -> &'static std::sync::Mutex<std::collections::HashMap<String, Arc<InMemory>>> {
-    static STORES: OnceLock<std::sync::Mutex<std::collections::HashMap<String, Arc<InMemory>>>> =
-        OnceLock::new();
-    STORES.get_or_init(Default::default)
-}
-
-/// An object store and the prefix inside it for a package URI.
-fn open(uri: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
-    if let Some(rest) = uri.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(store_error(
-                uri,
-                "no bucket in the URI (expected s3://bucket/prefix)",
-            ));
-        }
-        let store = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .build()
-            .map_err(|e| store_error(uri, e))?;
-        let prefix = StorePath::parse(prefix).map_err(|e| store_error(uri, e))?;
-        return Ok((Arc::new(store), prefix));
-    }
-    if let Some(rest) = uri.strip_prefix("memory://") {
-        let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut stores = memory_stores().lock().map_err(|e| store_error(uri, e))?;
-        let store = stores.entry(name.to_string()).or_default().clone();
-        let prefix = StorePath::parse(prefix).map_err(|e| store_error(uri, e))?;
-        return Ok((store, prefix));
-    }
-    let path = uri.strip_prefix("file://").unwrap_or(uri);
-    if uri.contains("://") && !uri.starts_with("file://") {
-        return Err(store_error(
-            uri,
-            "unsupported scheme; use a path, file://, s3:// or memory://",
-        ));
-    }
-    std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
-    let store = object_store::local::LocalFileSystem::new_with_prefix(path)
-        .map_err(|e| store_error(uri, e))?;
-    Ok((Arc::new(store), StorePath::default()))
-}
-
-fn runtime(uri: &str) -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| store_error(uri, e))
-}
-
-fn child(prefix: &StorePath, name: &str) -> StorePath {
-    prefix.clone().join(name)
 }
 
 /// The model's weights as safetensors bytes written by burn-store, without metadata, so the
@@ -252,7 +194,29 @@ impl ModelPackage {
     }
 
     /// Saves the package under `uri` (see the module docs): weights first, metadata last.
+    /// Blocking; works outside any tokio runtime and inside a multi-thread one (see
+    /// [`ModelPackage::save_async`] for async code).
     pub fn save(&self, uri: &str) -> Result<()> {
+        save_parts(uri, &self.metadata, self.checked_weights(uri)?)
+    }
+
+    /// [`ModelPackage::save`] for async code. The weights are serialised before the returned
+    /// future starts, so it owns what it writes (it is `Send + 'static`).
+    pub fn save_async(
+        &self,
+        uri: &str,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+        let parts = self
+            .checked_weights(uri)
+            .map(|weights| (self.metadata.clone(), weights));
+        let uri = uri.to_string();
+        async move {
+            let (metadata, weights) = parts?;
+            save_parts_async(&uri, &metadata, weights).await
+        }
+    }
+
+    fn checked_weights(&self, uri: &str) -> Result<Vec<u8>> {
         let weights = weights_bytes(&self.model)?;
         if sha256_hex(&weights) != self.metadata.weights.sha256 {
             return Err(store_error(
@@ -260,129 +224,23 @@ impl ModelPackage {
                 "the model's weights changed since the package was made",
             ));
         }
-        save_parts(uri, &self.metadata, weights)
+        Ok(weights)
     }
 
-    /// Loads and verifies the package at `uri` onto `device`.
+    /// Loads and verifies the package at `uri` onto `device`. Reads only: a missing local
+    /// folder is an [`Error::Io`] of kind `NotFound`, nothing is created. Blocking; works
+    /// outside any tokio runtime and inside a multi-thread one (see
+    /// [`ModelPackage::load_async`] for async code).
     pub fn load(uri: &str, device: &Device) -> Result<Self> {
         let (metadata, weights) = load_parts(uri)?;
         let model = model_from_weights(&metadata, &weights, device)?;
         Ok(ModelPackage { model, metadata })
     }
-}
 
-/// Writes the weights then the metadata of a package.
-pub fn save_parts(uri: &str, metadata: &PackageMetadata, weights: Vec<u8>) -> Result<()> {
-    let (store, prefix) = open(uri)?;
-    let json = serde_json::to_vec_pretty(metadata).map_err(|e| store_error(uri, e))?;
-    runtime(uri)?.block_on(async {
-        store
-            .put(
-                &child(&prefix, &metadata.weights.object),
-                PutPayload::from(weights),
-            )
-            .await
-            .map_err(|e| store_error(uri, e))?;
-        store
-            .put(&child(&prefix, METADATA), PutPayload::from(json))
-            .await
-            .map_err(|e| store_error(uri, e))?;
-        Ok(())
-    })
-}
-
-/// Reads and checks a package's metadata and weights bytes.
-pub fn load_parts(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
-    let (store, prefix) = open(uri)?;
-    runtime(uri)?.block_on(async {
-        let meta_bytes = store
-            .get(&child(&prefix, METADATA))
-            .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    store_error(uri, "no model package here (metadata.json not found)")
-                }
-                other => store_error(uri, other),
-            })?
-            .bytes()
-            .await
-            .map_err(|e| store_error(uri, e))?;
-        let value: serde_json::Value = serde_json::from_slice(&meta_bytes)
-            .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
-        check_format(uri, &value)?;
-        let metadata: PackageMetadata = serde_json::from_value(value)
-            .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
-        let weights = store
-            .get(&child(&prefix, &metadata.weights.object))
-            .await
-            .map_err(|e| store_error(uri, format!("{}: {e}", metadata.weights.object)))?
-            .bytes()
-            .await
-            .map_err(|e| store_error(uri, e))?
-            .to_vec();
-        let sha = sha256_hex(&weights);
-        if sha != metadata.weights.sha256 {
-            return Err(store_error(
-                uri,
-                format!(
-                    "{} is corrupted: sha256 {sha}, expected {}",
-                    metadata.weights.object, metadata.weights.sha256
-                ),
-            ));
-        }
-        Ok((metadata, weights))
-    })
-}
-
-fn check_format(uri: &str, value: &serde_json::Value) -> Result<()> {
-    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
-    if format != FORMAT {
-        return Err(store_error(
-            uri,
-            format!("not a model package (format `{format}`, expected `{FORMAT}`)"),
-        ));
+    /// [`ModelPackage::load`] for async code.
+    pub async fn load_async(uri: &str, device: &Device) -> Result<Self> {
+        let (metadata, weights) = load_parts_async(uri).await?;
+        let model = model_from_weights(&metadata, &weights, device)?;
+        Ok(ModelPackage { model, metadata })
     }
-    let version = value
-        .get("format_version")
-        .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0);
-    if version == 0 || version > u64::from(FORMAT_VERSION) {
-        let writer = value
-            .get("crate_version")
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown");
-        return Err(store_error(
-            uri,
-            format!(
-                "package format version {version} (written by mlops {writer}) is not supported by mlops {} (format version {FORMAT_VERSION}); upgrade mlops",
-                env!("CARGO_PKG_VERSION")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The package URIs directly under `uri` (folders holding a `metadata.json`), sorted.
-pub fn list_packages(uri: &str) -> Result<Vec<String>> {
-    let (store, prefix) = open(uri)?;
-    let base = uri.trim_end_matches('/');
-    runtime(uri)?.block_on(async {
-        let listing = store
-            .list_with_delimiter(if prefix.as_ref().is_empty() {
-                None
-            } else {
-                Some(&prefix)
-            })
-            .await
-            .map_err(|e| store_error(uri, e))?;
-        let mut found = Vec::new();
-        for dir in listing.common_prefixes {
-            if store.head(&child(&dir, METADATA)).await.is_ok() {
-                let name = dir.filename().unwrap_or_default().to_string();
-                found.push(format!("{base}/{name}"));
-            }
-        }
-        found.sort();
-        Ok(found)
-    })
 }

@@ -1,0 +1,306 @@
+//! Training and evaluation, one file per job:
+//!
+//! - [`features`]: frozen-backbone features of labelled sets, cached on disk;
+//! - [`head`]: the linear head trained on those features (the default, as the original);
+//! - [`finetune`]: backbone and head trained together;
+//! - [`evaluate`]: loss, accuracy, confusion and per-class accuracy.
+//!
+//! Frozen-backbone training (the default) computes every image's backbone features once and
+//! trains only the linear head on them. The original recomputed the frozen backbone for every
+//! image in every epoch.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::ComputeBackend;
+use crate::control::Control;
+use crate::dataset::{ClassMap, Manifest};
+use crate::error::{Error, Result};
+use crate::infer::{FeatureEngine, FeatureExtractor};
+use crate::model::{Backbone, Classifier};
+use crate::vision::Preprocess;
+
+pub mod evaluate;
+pub mod features;
+mod finetune;
+pub mod head;
+
+pub use evaluate::{Evaluation, evaluate_head, evaluate_logits, probabilities, score};
+pub use features::{backbone_features, extractor_features, extractor_set_features, set_features};
+pub use head::train_head;
+
+use finetune::{fine_tune, load_images};
+
+/// Which parameters are trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrainMode {
+    /// Backbone frozen, features computed once, head trained on them (the original's setup).
+    #[default]
+    FrozenBackbone,
+    /// Backbone and head trained together.
+    FineTune,
+}
+
+crate::names::named_enum!(TrainMode, "mode", {
+    FrozenBackbone => "frozen_backbone",
+    FineTune => "fine_tune",
+});
+
+/// Training settings. Defaults follow the original: batch 64, 15 epochs, Adam with learning
+/// rate 1e-3 multiplied by 0.95 after every epoch, seed 2022.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Image preprocessing.
+    pub preprocess: Preprocess,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Initial learning rate.
+    pub learning_rate: f64,
+    /// Learning-rate factor applied after each epoch.
+    pub lr_decay: f64,
+    /// Seed of the head's initialisation and of the batch order.
+    pub seed: u64,
+    /// Which parameters are trained.
+    pub mode: TrainMode,
+    /// The backend computed on (training, and backbone features where the engine is Burn).
+    pub backend: ComputeBackend,
+    /// What computes frozen-backbone features: the fast inference path (default) or Burn.
+    pub feature_engine: FeatureEngine,
+    /// Folder for cached backbone features (frozen mode); `None` keeps them in memory only.
+    /// A local setting: not stored in packages or results.
+    #[serde(skip)]
+    pub feature_cache: Option<PathBuf>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            preprocess: Preprocess::default(),
+            batch_size: 64,
+            epochs: 15,
+            learning_rate: 1e-3,
+            lr_decay: 0.95,
+            seed: 2022,
+            mode: TrainMode::FrozenBackbone,
+            backend: ComputeBackend::Flex,
+            feature_engine: FeatureEngine::Fast,
+            feature_cache: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        if self.epochs == 0 {
+            return Err(Error::invalid("epochs", "must be at least 1"));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(Error::invalid("learning_rate", "must be a positive number"));
+        }
+        if !(self.lr_decay > 0.0 && self.lr_decay <= 1.0) {
+            return Err(Error::invalid("lr_decay", "must be in (0, 1]"));
+        }
+        if self.preprocess.size < 32 {
+            return Err(Error::invalid("size", "must be at least 32 pixels"));
+        }
+        Ok(())
+    }
+}
+
+/// A labelled image set: a manifest and the folder its paths are relative to.
+#[derive(Debug, Clone)]
+pub struct ImageSet<'a> {
+    /// Folder the manifest's `image_path`s are relative to.
+    pub root: &'a Path,
+    /// The samples.
+    pub manifest: &'a Manifest,
+}
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Learning rate used in this epoch.
+    pub learning_rate: f64,
+    /// Mean cross-entropy on the training set after the epoch.
+    #[serde(with = "crate::json_float")]
+    pub train_loss: f64,
+    /// Accuracy on the training set after the epoch.
+    #[serde(with = "crate::json_float")]
+    pub train_accuracy: f64,
+    /// Mean cross-entropy on the test set after the epoch.
+    #[serde(with = "crate::json_float")]
+    pub test_loss: f64,
+    /// Accuracy on the test set after the epoch.
+    #[serde(with = "crate::json_float")]
+    pub test_accuracy: f64,
+    /// Wall time of the epoch in seconds (training and both evaluations).
+    pub seconds: f64,
+}
+
+impl EpochMetrics {
+    /// The metrics of 0-based `epoch` from its two evaluations, timed from `started`.
+    pub(crate) fn new(
+        epoch: usize,
+        learning_rate: f64,
+        train: &Evaluation,
+        test: &Evaluation,
+        started: Instant,
+    ) -> Self {
+        EpochMetrics {
+            epoch: epoch + 1,
+            learning_rate,
+            train_loss: train.loss,
+            train_accuracy: train.accuracy,
+            test_loss: test.loss,
+            test_accuracy: test.accuracy,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// An image that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedImage {
+    /// The manifest's `image_path`.
+    pub image_path: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// What training produced.
+#[derive(Debug)]
+pub struct TrainOutcome {
+    /// The trained model (inference mode).
+    pub model: Classifier,
+    /// Metrics per epoch.
+    pub history: Vec<EpochMetrics>,
+    /// Final evaluation on the test set.
+    pub test: Evaluation,
+    /// Images that could not be read or decoded (left out of training or evaluation).
+    pub skipped: Vec<SkippedImage>,
+    /// Seconds spent computing backbone features (frozen mode; 0 when all were cached).
+    pub feature_seconds: f64,
+    /// Seconds spent in the epochs.
+    pub train_seconds: f64,
+}
+
+fn check_targets(manifest: &Manifest, classes: &ClassMap) -> Result<()> {
+    for (i, s) in manifest.samples.iter().enumerate() {
+        if s.target as usize >= classes.len() {
+            return Err(Error::invalid(
+                "target",
+                format!(
+                    "sample {} ({}) has class id {} but there are {} classes",
+                    i + 1,
+                    s.image_path,
+                    s.target,
+                    classes.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Trains a classifier on `train`, evaluating on `test` after every epoch.
+///
+/// `backbone` is the starting backbone (for EfficientNet-Lite0 normally with ImageNet weights,
+/// see [`crate::model::weights::load_lite0`]); it must live on `config.backend`'s device.
+pub fn train(
+    backbone: Backbone,
+    classes: &ClassMap,
+    train_set: &ImageSet<'_>,
+    test_set: &ImageSet<'_>,
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<TrainOutcome> {
+    config.validate()?;
+    check_targets(train_set.manifest, classes)?;
+    check_targets(test_set.manifest, classes)?;
+    let device = config.backend.device();
+    let no_training_image = || Error::invalid("train", "no readable training image");
+    match config.mode {
+        TrainMode::FrozenBackbone => {
+            let started = Instant::now();
+            let extractor =
+                FeatureExtractor::with_engine(&backbone, &device, config.feature_engine)?;
+            let cache = config.feature_cache.as_deref();
+            let features = |set: &ImageSet<'_>| {
+                extractor_set_features(&extractor, set, &config.preprocess, cache, control)
+            };
+            let (train_features, train_targets, mut skipped) = features(train_set)?;
+            if train_targets.is_empty() {
+                return Err(no_training_image());
+            }
+            let (test_features, test_targets, test_skipped) = features(test_set)?;
+            skipped.extend(test_skipped);
+            let feature_seconds = started.elapsed().as_secs_f64();
+            let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
+            let started = Instant::now();
+            let (head, history) = train_head(
+                classifier.head,
+                (&train_features, &train_targets),
+                (&test_features, &test_targets),
+                classes.len(),
+                config,
+                control,
+            )?;
+            let train_seconds = started.elapsed().as_secs_f64();
+            let model = Classifier {
+                backbone: classifier.backbone,
+                head,
+            };
+            let test = evaluate_head(
+                &model.head,
+                &test_features,
+                &test_targets,
+                classes.len(),
+                &device,
+            )?;
+            Ok(TrainOutcome {
+                model,
+                history,
+                test,
+                skipped,
+                feature_seconds,
+                train_seconds,
+            })
+        }
+        TrainMode::FineTune => {
+            let (train_images, mut skipped) = load_images(train_set, &config.preprocess);
+            let (test_images, test_skipped) = load_images(test_set, &config.preprocess);
+            skipped.extend(test_skipped);
+            if train_images.is_empty() {
+                return Err(no_training_image());
+            }
+            let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
+            let started = Instant::now();
+            let (model, history, test) = fine_tune(
+                classifier,
+                &train_images,
+                &test_images,
+                classes.len(),
+                config,
+                control,
+            )?;
+            Ok(TrainOutcome {
+                model,
+                history,
+                test,
+                skipped,
+                feature_seconds: 0.0,
+                train_seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+    }
+}
