@@ -88,8 +88,16 @@ def test_trained_model_predicts_paths_and_arrays_alike_and_round_trips(small_mod
     loaded = mlops.Model.load(tmp_path / "pkg")
     assert loaded.version == small_model.version
     assert [p.target for p in loaded.predict_paths(paths)] == targets.tolist()
-    with pytest.raises(mlops.PackageError):
-        mlops.Model.load(tmp_path / "nothing-here")
+    # A missing location is a FileNotFoundError and loading creates nothing; an empty folder
+    # is not a package.
+    with pytest.raises(FileNotFoundError) as missing:
+        mlops.Model.load(tmp_path / "nothing-here" / "model")
+    assert isinstance(missing.value, mlops.MlopsError)
+    assert not (tmp_path / "nothing-here").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(mlops.PackageError, match="metadata.json"):
+        mlops.Model.load(tmp_path / "empty")
+    assert list((tmp_path / "empty").iterdir()) == []
     embeddings = small_model.embed_paths(paths)
     assert embeddings.dtype == np.float32 and embeddings.shape[0] == len(paths)
 

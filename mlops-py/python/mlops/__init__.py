@@ -12,6 +12,7 @@ from mlops._mlops_rs import __version__
 from mlops.corrupt import corrupt_array, corrupt_folder
 from mlops.data import Listing, Manifest, Sample, list_dataset, read_image, split
 from mlops.errors import (
+    ConflictError,
     DatabaseError,
     DecodeError,
     EmptyDatasetError,
@@ -50,6 +51,7 @@ __all__ = [
     "PackageError",
     "DatabaseError",
     "KafkaError",
+    "ConflictError",
     "Model",
     "PathPrediction",
     "TrainResult",

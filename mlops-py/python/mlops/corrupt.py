@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -10,7 +11,7 @@ import numpy as np
 
 from mlops import _mlops_rs as _rs
 from mlops.data import PathLike
-from mlops.errors import InvalidParameterError, native
+from mlops.errors import InvalidParameterError
 
 KINDS = ("random_boxes", "mosaic", "random_line", "mixed")
 
@@ -25,7 +26,14 @@ def _corruption(kind: str, params: Optional[Dict[str, Any]]) -> str:
     return json.dumps(spec)
 
 
-@native
+def _stderr_bar(done: int, total: int) -> None:
+    """A one-line counter on standard error, drawn only on a terminal."""
+    if sys.stderr.isatty():
+        end = "\n" if done >= total else ""
+        sys.stderr.write(f"\rcorrupting {done}/{total}{end}")
+        sys.stderr.flush()
+
+
 def corrupt_array(
     image: np.ndarray, *, kind: str = "mixed", seed: int = 0, params: Optional[Dict[str, Any]] = None
 ) -> Tuple[np.ndarray, Dict[str, Any]]:
@@ -41,7 +49,6 @@ def corrupt_array(
     return out, json.loads(drawn)
 
 
-@native
 def corrupt_folder(
     input: PathLike,
     output: PathLike,
@@ -59,9 +66,6 @@ def corrupt_folder(
     stderr, or a callable ``(done, total)`` called after each file (from worker threads).
     Ctrl-C stops after the files in hand (each written whole) and raises KeyboardInterrupt.
     """
-    callback = progress if callable(progress) else None
-    bar = bool(progress) and callback is None
-    report = _rs.corrupt_folder(
-        Path(input), Path(output), _corruption(kind, params), seed, threads, bar, callback
-    )
+    callback = progress if callable(progress) else (_stderr_bar if progress else None)
+    report = _rs.corrupt_folder(Path(input), Path(output), _corruption(kind, params), seed, threads, callback)
     return json.loads(report)

@@ -11,7 +11,6 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from mlops import _mlops_rs as _rs
-from mlops.errors import native
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -67,12 +66,10 @@ class Manifest:
         return cls(samples)
 
     @classmethod
-    @native
     def read(cls, path: PathLike) -> "Manifest":
         """Reads a manifest file: JSON lines (``.json``/``.jsonl``) or CSV (``.csv``)."""
         return cls.from_jsonl(_rs.read_manifest(Path(path)))
 
-    @native
     def write(self, path: PathLike) -> None:
         """Writes the manifest atomically; the format follows the extension."""
         _rs.write_manifest(self.to_jsonl(), Path(path))
@@ -93,7 +90,6 @@ class Listing:
     report: Dict[str, Any]
 
 
-@native
 def list_dataset(root: PathLike, *, classes: Optional[Sequence[str]] = None, strict: bool = False) -> Listing:
     """Lists a class-folder data set (``root/<class>/<image>``) into a manifest.
 
@@ -104,7 +100,6 @@ def list_dataset(root: PathLike, *, classes: Optional[Sequence[str]] = None, str
     return Listing(Manifest.from_jsonl(jsonl), list(names), json.loads(report))
 
 
-@native
 def split(
     manifest: Manifest, *, test_fraction: float = 0.2, seed: int = 2022, stratified: bool = False
 ) -> Tuple[Manifest, Manifest]:
@@ -113,7 +108,6 @@ def split(
     return Manifest.from_jsonl(train), Manifest.from_jsonl(test)
 
 
-@native
 def read_image(path: PathLike) -> np.ndarray:
     """Decodes an image file to ``uint8``: HxWx3 (RGB), or HxW for grey images."""
     return _rs.read_image(Path(path))

