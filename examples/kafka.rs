@@ -127,5 +127,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
+    mlops_examples::init_logging();
     mlops_examples::exit_code(run(&Args::parse()))
 }

@@ -244,5 +244,6 @@ fn scratch_stream(
 }
 
 fn main() -> ExitCode {
+    mlops_examples::init_logging();
     mlops_examples::exit_code(run(&Args::parse()))
 }

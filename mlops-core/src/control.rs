@@ -3,7 +3,7 @@
 //! generator's trickle and Kafka.
 //!
 //! Bounded jobs (training, corruption, the experiment) fail with
-//! [`Error::Cancelled`](crate::Error::Cancelled) once cancelled; open-ended ones (the stream,
+//! [`Error::Cancelled`] once cancelled; open-ended ones (the stream,
 //! the trickle, Kafka) stop cleanly and return their statistics. The library never prints:
 //! progress goes to the callback (the examples draw bars from it) and diagnostics to the
 //! [`log`](https://docs.rs/log) facade.

@@ -63,7 +63,7 @@ impl LinearHead {
         let values = |t: Tensor<1>| {
             t.into_data()
                 .try_to_vec_as::<f32>()
-                .map_err(|e| Error::invalid("head", format!("{e:?}")))
+                .map_err(|e| Error::internal("head weights", e))
         };
         let weight = values(linear.weight.val().reshape([inputs * outputs]))?;
         let bias = match &linear.bias {
@@ -275,7 +275,7 @@ impl Predictor {
             for r in loaded {
                 out.push(r.and_then(|_| {
                     predictions.next().ok_or_else(|| {
-                        Error::invalid("predictions", "fewer predictions than images")
+                        Error::internal("prediction", "fewer predictions than images")
                     })
                 }));
             }

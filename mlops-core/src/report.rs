@@ -1,7 +1,8 @@
 //! Charts of the shift experiment, as SVG and PNG: accuracy per strategy and test split (with
 //! the spread over seeds), training curves, and the confusion matrix of the best strategy.
-//! Text is laid out and drawn with a TrueType font given by the caller ([`font_from_wheels`]
-//! takes DejaVu Sans from the matplotlib wheel), so charts look the same on every machine.
+//! Text is laid out and drawn with a TrueType font given by the caller (the examples and
+//! Python take DejaVu Sans from the matplotlib wheel), so charts look the same on every
+//! machine.
 
 use std::path::Path;
 

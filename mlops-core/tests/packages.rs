@@ -136,7 +136,7 @@ fn blocking_load_and_save_work_inside_a_multi_thread_runtime() {
         let loaded = ModelPackage::load(&uri, &flex()).unwrap();
         assert_eq!(
             list_packages(&dir.path().display().to_string()).unwrap(),
-            [uri.clone()]
+            std::slice::from_ref(&uri)
         );
         // And from a spawned task.
         let uri2 = uri.clone();
@@ -168,7 +168,7 @@ fn async_load_and_save_work_on_any_runtime_and_blocking_fails_clearly_on_current
         let listed = list_packages_async(&dir.path().display().to_string())
             .await
             .unwrap();
-        assert_eq!(listed, [uri.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&uri));
 
         // A blocking call here would stall the only thread: a clear error, no panic.
         let err = ModelPackage::load(&uri, &flex()).unwrap_err();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::{demo_data, fresh_db, pg_server_url};
 use mlops_core::ComputeBackend;
 use mlops_core::dataset::{Manifest, Sample};
-use mlops_core::db::sink::ensure_prediction_tables;
+use mlops_core::db::ensure_prediction_tables;
 use mlops_core::db::{
     StreamConfig, StreamStats, bulk_load, connect, create_table, stream_predictions,
 };

@@ -28,6 +28,8 @@ use pyo3::prelude::*;
 fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let _ = runtime::LOADED_BY.set(std::process::id());
+    // A second initialisation (a sub-interpreter) keeps the first logger.
+    let _ = pyo3_log::try_init();
     errors::register(m)?;
     m.add_class::<model::Model>()?;
     m.add_function(wrap_pyfunction!(data::corrupt_array, m)?)?;

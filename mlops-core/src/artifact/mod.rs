@@ -228,7 +228,7 @@ impl ModelPackage {
     }
 
     /// Loads and verifies the package at `uri` onto `device`. Reads only: a missing local
-    /// folder is an [`Error::Io`] of kind `NotFound`, nothing is created. Blocking; works
+    /// folder is an [`Error::Io`](crate::Error::Io) of kind `NotFound`, nothing is created. Blocking; works
     /// outside any tokio runtime and inside a multi-thread one (see
     /// [`ModelPackage::load_async`] for async code).
     pub fn load(uri: &str, device: &Device) -> Result<Self> {

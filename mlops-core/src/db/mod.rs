@@ -1,10 +1,10 @@
 //! PostgreSQL (feature `postgres`): the data generator that fills the original's `cargo`
 //! table, and the streaming predictor that turns its rows into `cargo_prediction` exactly once.
 
-pub mod batch;
+pub(crate) mod batch;
 pub(crate) mod connection;
 mod generator;
-pub mod sink;
+pub(crate) mod sink;
 pub mod stream;
 pub mod tail;
 
@@ -12,6 +12,8 @@ pub use batch::{BatchOutcome, predict_rows};
 pub(crate) use connection::db_error;
 pub use connection::{connect, connect_config, is_transient, redact};
 pub use generator::{bulk_load, create_table, insert_row, trickle};
+pub use batch::resolve_image_path;
+pub use sink::{ErrorRow, PREDICTION_TABLES_SQL, PredictionRow, ensure_prediction_tables};
 pub use stream::{StreamConfig, StreamStats, stream_predictions};
 
 /// The original's source table.

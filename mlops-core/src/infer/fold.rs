@@ -28,7 +28,7 @@ fn values<const D: usize>(tensor: Tensor<D>, what: &str) -> Result<Vec<f32>> {
     tensor
         .into_data()
         .try_to_vec_as::<f32>()
-        .map_err(|e| Error::invalid("backbone", format!("{what}: {e:?}")))
+        .map_err(|e| Error::internal("weight folding", format!("{what}: {e:?}")))
 }
 
 fn param<const D: usize>(p: &Param<Tensor<D>>, what: &str) -> Result<Vec<f32>> {

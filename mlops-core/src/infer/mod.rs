@@ -157,7 +157,7 @@ impl FeatureExtractor {
                         .features(x)
                         .into_data()
                         .try_to_vec_as::<f32>()
-                        .map_err(|e| Error::invalid("features", format!("{e:?}")))?;
+                        .map_err(|e| Error::internal("backbone features", e))?;
                     out.extend_from_slice(&features);
                 }
                 Ok(out)

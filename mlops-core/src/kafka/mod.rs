@@ -7,9 +7,9 @@
 //! acknowledged a batch; a consumer commits its offsets after the database committed), and
 //! the write is idempotent, so every row ends up predicted exactly once.
 
-pub mod consume;
+pub(crate) mod consume;
 pub mod message;
-pub mod publish;
+pub(crate) mod publish;
 
 pub use consume::{ConsumeConfig, ConsumeStats, consume_topic};
 pub use publish::{PublishConfig, PublishStats, ensure_topic, publish_rows};

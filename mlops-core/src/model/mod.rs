@@ -1,11 +1,11 @@
 //! Models: the EfficientNet-Lite0 backbone with pretrained ImageNet weights, a small CNN for
 //! training from scratch, and the classifier (backbone + linear head).
 
-pub mod classifier;
-pub mod cnn;
-pub mod efficientnet;
+pub(crate) mod classifier;
+pub(crate) mod cnn;
+pub(crate) mod efficientnet;
 pub mod weights;
 
-pub use classifier::{Backbone, BackboneKind, Classifier};
+pub use classifier::{Backbone, BackboneKind, Classifier, seeded_linear};
 pub use cnn::SmallCnn;
-pub use efficientnet::EfficientNetLite0;
+pub use efficientnet::{EfficientNetLite0, MbConv, OpTimes};

@@ -2,7 +2,7 @@
 //!
 //! - [`features`]: frozen-backbone features of labelled sets, cached on disk;
 //! - [`head`]: the linear head trained on those features (the default, as the original);
-//! - [`finetune`]: backbone and head trained together;
+//! - `finetune`: backbone and head trained together;
 //! - [`evaluate`]: loss, accuracy, confusion and per-class accuracy.
 //!
 //! Frozen-backbone training (the default) computes every image's backbone features once and
@@ -22,10 +22,10 @@ use crate::infer::{FeatureEngine, FeatureExtractor};
 use crate::model::{Backbone, Classifier};
 use crate::vision::Preprocess;
 
-pub mod evaluate;
-pub mod features;
+mod evaluate;
+mod features;
 mod finetune;
-pub mod head;
+mod head;
 
 pub use evaluate::{Evaluation, evaluate_head, evaluate_logits, probabilities, score};
 pub use features::{backbone_features, extractor_features, extractor_set_features, set_features};
