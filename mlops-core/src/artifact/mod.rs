@@ -179,7 +179,11 @@ impl ModelPackage {
             classes,
             preprocess,
             backbone,
-            train_config: info.train_config,
+            // Local settings (the feature cache folder) are not part of the model.
+            train_config: info.train_config.map(|c| TrainConfig {
+                feature_cache: None,
+                ..c
+            }),
             history: info.history,
             test: info.test,
             manifests_sha256: info.manifests_sha256,
