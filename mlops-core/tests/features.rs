@@ -10,7 +10,14 @@ use std::process::Command;
 fn dependencies(features: &[&str]) -> Vec<String> {
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
     let output = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "--manifest-path", manifest, "-p", "mlops-core"])
+        .args([
+            "tree",
+            "--offline",
+            "--manifest-path",
+            manifest,
+            "-p",
+            "mlops-core",
+        ])
         .args(["-e", "normal", "--prefix", "none"])
         .args(features)
         .output()
@@ -27,7 +34,14 @@ fn dependencies(features: &[&str]) -> Vec<String> {
         .collect()
 }
 
-const HEAVY: [&str; 6] = ["burn", "object_store", "plotters", "postgres", "rdkafka", "tokio"];
+const HEAVY: [&str; 6] = [
+    "burn",
+    "object_store",
+    "plotters",
+    "postgres",
+    "rdkafka",
+    "tokio",
+];
 
 #[test]
 fn without_default_features_only_corruption_and_listing_dependencies_remain() {
@@ -50,7 +64,10 @@ fn features_add_exactly_their_dependencies() {
     }
     let defaults = dependencies(&[]);
     for present in ["burn", "object_store", "plotters", "postgres"] {
-        assert!(defaults.iter().any(|d| d == present), "defaults lack {present}");
+        assert!(
+            defaults.iter().any(|d| d == present),
+            "defaults lack {present}"
+        );
     }
     assert!(
         !defaults.iter().any(|d| d == "rdkafka"),
@@ -58,4 +75,57 @@ fn features_add_exactly_their_dependencies() {
     );
     let kafka = dependencies(&["--features", "kafka"]);
     assert!(kafka.iter().any(|d| d == "rdkafka"));
+}
+
+/// `(crate, features)` of every package `cargo tree` lists with `args`.
+fn feature_sets(args: &[&str]) -> std::collections::BTreeMap<String, String> {
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+    let output = Command::new(env!("CARGO"))
+        .args(["tree", "--offline", "--manifest-path", workspace])
+        .args(["-f", "{p} {f}", "--prefix", "none"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut sets = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if parts.len() < 2 {
+            continue;
+        }
+        let features: Vec<String> = parts
+            .get(2)
+            .filter(|f| !f.starts_with('('))
+            .map(|f| f.split(',').map(str::to_string).collect())
+            .unwrap_or_default();
+        sets.entry(format!("{} {}", parts[0], parts[1]))
+            .or_default()
+            .extend(features);
+    }
+    sets.into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect::<Vec<_>>().join(",")))
+        .collect()
+}
+
+/// The Python wheel (maturin builds `mlops-py` alone) resolves every shared dependency with
+/// the features of the workspace build (tests and examples), so Burn compiles once for all of
+/// them. A new dependency of the examples or a dev-dependency that turns on a feature breaks
+/// this; pin the feature in mlops-py/Cargo.toml.
+#[test]
+fn the_wheel_and_the_workspace_share_one_feature_set() {
+    let wheel = feature_sets(&["-p", "mlops-py", "-e", "normal,build"]);
+    let workspace = feature_sets(&["--workspace", "-e", "normal,build,dev"]);
+    let differing: Vec<String> = wheel
+        .iter()
+        .filter(|(name, _)| !name.starts_with("pyo3"))
+        .filter_map(|(name, features)| {
+            let other = workspace.get(name)?;
+            (other != features).then(|| format!("{name}: wheel [{features}], workspace [{other}]"))
+        })
+        .collect();
+    assert!(differing.is_empty(), "{differing:#?}");
 }

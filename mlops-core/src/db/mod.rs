@@ -8,11 +8,11 @@ pub(crate) mod sink;
 pub mod stream;
 pub mod tail;
 
+pub use batch::resolve_image_path;
 pub use batch::{BatchOutcome, predict_rows};
 pub(crate) use connection::db_error;
 pub use connection::{connect, connect_config, is_transient, redact};
 pub use generator::{bulk_load, create_table, insert_row, trickle};
-pub use batch::resolve_image_path;
 pub use sink::{ErrorRow, PREDICTION_TABLES_SQL, PredictionRow, ensure_prediction_tables};
 pub use stream::{StreamConfig, StreamStats, stream_predictions};
 
