@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
+import warnings
 
 import numpy as np
 import pytest
@@ -14,19 +16,41 @@ import pytest
 import mlops
 from conftest import CLASSES, fresh_db
 
+# Every test here waits on threads, signals or servers: none may hang the suite.
+pytestmark = pytest.mark.timeout(300)
 
+
+@pytest.mark.timeout(120)
 def test_stream_reports_progress_and_stops_on_ctrl_c(small_model, demo):
     url = fresh_db("py_ctrl_c")
     test = mlops.Manifest.read(demo / "monday_test.jsonl")
     mlops.generate(url, [test], drop=True)
     seen = []
-    timer = threading.Timer(3.0, lambda: os.kill(os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        # Follows the table forever unless interrupted.
-        mlops.stream(small_model, url, demo / "monday", name="ctrl-c", until_idle=False, batch_size=16,
-                     progress=seen.append)
-    timer.cancel()
+    stopped = threading.Event()
+    sent = []
+
+    def interrupt() -> None:
+        # Ctrl-C after 3 s. In one full-suite run (of about ten) the first signal never reached
+        # the stream (investigated in the closing note of issue 11): press again every 5 s, as a
+        # user would, and report it, so that a lost signal shows without hanging the suite.
+        if not stopped.wait(3.0):
+            while not stopped.is_set():
+                sent.append(time.monotonic())
+                os.kill(os.getpid(), signal.SIGINT)
+                stopped.wait(5.0)
+
+    presser = threading.Thread(target=interrupt, daemon=True)
+    presser.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            # Follows the table forever unless interrupted.
+            mlops.stream(small_model, url, demo / "monday", name="ctrl-c", until_idle=False, batch_size=16,
+                         progress=seen.append)
+    finally:
+        stopped.set()
+        presser.join()
+    if len(sent) > 1:
+        warnings.warn(f"the stream stopped only after {len(sent)} SIGINTs", RuntimeWarning)
     assert seen and seen[-1]["rows"] == 200, seen[-1:]
     assert [s["batches"] for s in seen] == list(range(1, len(seen) + 1))
 
