@@ -360,10 +360,12 @@ mod tests {
 mod timing {
     use super::*;
 
-    /// `cargo test --release -p mlops-core --lib depthwise_speed -- --ignored --nocapture`
+    /// `cargo test --release -p mlops-core --lib depthwise_speed -- --ignored`; the table is
+    /// written to `target/timing/depthwise_speed.txt` (the library itself never prints).
     #[test]
     #[ignore = "timing, not a check"]
     fn depthwise_speed() {
+        let mut report = String::new();
         for &(h, c, k, s) in &[
             (64, 144, 3, 1),
             (32, 240, 5, 1),
@@ -382,12 +384,13 @@ mod timing {
             }
             let secs = started.elapsed().as_secs_f64() / reps as f64;
             let macs = (oh * ow * c * k * k) as f64;
-            eprintln!(
-                "{h}x{h}x{c} k{k} s{s}: {:.1} us, {:.2} GMAC/s ({:.0}% of one core's peak)",
+            report.push_str(&format!(
+                "{h}x{h}x{c} k{k} s{s}: {:.1} us, {:.2} GMAC/s ({:.0}% of one core's peak)\n",
                 secs * 1e6,
                 macs / secs / 1e9,
                 macs / secs / 58e9 * 100.0
-            );
+            ));
         }
+        crate::infer::write_timing_report("depthwise_speed", &report);
     }
 }

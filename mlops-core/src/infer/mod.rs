@@ -229,3 +229,13 @@ fn parameters_sha256<M: Module>(module: &M) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// Writes an ignored timing test's table to `target/timing/<name>.txt` (tests only: the
+/// library reports nothing on standard error).
+#[cfg(test)]
+pub(crate) fn write_timing_report(name: &str, report: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/timing");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(format!("{name}.txt")), report));
+    assert!(written.is_ok(), "{}: {written:?}", dir.display());
+}

@@ -452,8 +452,8 @@ mod kernel_choice {
 
     /// Our 1x1 kernel (bias and ReLU6 fused) against the `gemm` crate (the matrix product
     /// alone, then a pass for bias and ReLU6), one thread, on EfficientNet-Lite0's 1x1 layers
-    /// at 256 px. `cargo test --release -p mlops-core --lib kernel_choice -- --ignored
-    /// --nocapture` (docs/benchmarks.md).
+    /// at 256 px. `cargo test --release -p mlops-core --lib kernel_choice -- --ignored`; the
+    /// table is written to `target/timing/kernel_choice.txt` (docs/benchmarks.md).
     #[test]
     #[ignore = "timing, not a check"]
     #[allow(unsafe_code)]
@@ -474,6 +474,7 @@ mod kernel_choice {
             (64, 320, 1280),
         ];
         let (mut ours_total, mut gemm_total) = (0.0, 0.0);
+        let mut report = String::new();
         for (m, k, n) in shapes {
             let input: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1 - 0.6).collect();
             let w: Vec<f32> = (0..n * k).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
@@ -532,21 +533,22 @@ mod kernel_choice {
                 .fold(0.0f32, f32::max);
             assert!(diff < 1e-3, "{m}x{k}x{n}: results differ by {diff}");
             let gmacs = (m * k * n) as f64 / 1e9;
-            eprintln!(
-                "{m:>5} x {k:>4} x {n:>4}: ours {:>7.1} us ({:>3.0}% of peak), gemm crate {:>7.1} us ({:>3.0}%)",
+            report.push_str(&format!(
+                "{m:>5} x {k:>4} x {n:>4}: ours {:>7.1} us ({:>3.0}% of peak), gemm crate {:>7.1} us ({:>3.0}%)\n",
                 t_ours * 1e6,
                 gmacs / t_ours / 58.0 * 100.0,
                 t_gemm * 1e6,
                 gmacs / t_gemm / 58.0 * 100.0
-            );
+            ));
             ours_total += t_ours;
             gemm_total += t_gemm;
         }
-        eprintln!(
-            "all shapes: ours {:.2} ms, gemm crate {:.2} ms ({:.2}x)",
+        report.push_str(&format!(
+            "all shapes: ours {:.2} ms, gemm crate {:.2} ms ({:.2}x)\n",
             ours_total * 1e3,
             gemm_total * 1e3,
             gemm_total / ours_total
-        );
+        ));
+        crate::infer::write_timing_report("kernel_choice", &report);
     }
 }

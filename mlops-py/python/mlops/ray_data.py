@@ -53,21 +53,40 @@ def predict_manifest(
 ) -> None:
     """Predicts every row of ``manifest`` with a pool of ``actors`` actors and writes Parquet
     files to ``out``. ``address=None`` starts a local Ray instance."""
+    ray = _ray(address)
+    rows = [{"image_path": s.image_path} for s in manifest.samples]
+    _predict_with_pool(
+        ray.data.from_items(rows),
+        Predictor,
+        (package, str(Path(data_root).absolute())),
+        out,
+        actors=actors,
+        cpus_per_actor=cpus_per_actor,
+        batch_size=batch_size,
+    )
+
+
+def _ray(address: Optional[str]) -> Any:
+    """The ray module, initialised (a local instance when ``address`` is None)."""
     import ray
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    rows = [{"image_path": s.image_path} for s in manifest.samples]
-    dataset = ray.data.from_items(rows)
-    predicted = dataset.map_batches(
-        Predictor,
-        fn_constructor_args=(package, str(Path(data_root).absolute())),
+    return ray
+
+
+def _predict_with_pool(
+    dataset: Any, predictor: type, args: tuple, out: str, *, actors: int, cpus_per_actor: float, batch_size: int
+) -> None:
+    """Maps ``dataset`` through an actor pool of ``predictor(*args)`` and writes Parquet to ``out``."""
+    dataset.map_batches(
+        predictor,
+        fn_constructor_args=args,
         batch_size=batch_size,
         concurrency=actors,
         num_cpus=cpus_per_actor,
         batch_format="numpy",
-    )
-    predicted.write_parquet(out)
+    ).write_parquet(out)
 
 
 class ImagePredictor:
@@ -106,17 +125,8 @@ def predict_images(
     path, class id, confidence and model version to ``out``. Reading needs CPUs too: leave
     some outside the actors (``actors * cpus_per_actor`` below the cluster's CPUs), or the
     readers wait for CPUs the actors hold."""
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    ray = _ray(address)
     images = ray.data.read_images(source, mode="RGB", include_paths=True)
-    predicted = images.map_batches(
-        ImagePredictor,
-        fn_constructor_args=(package,),
-        batch_size=batch_size,
-        concurrency=actors,
-        num_cpus=cpus_per_actor,
-        batch_format="numpy",
+    _predict_with_pool(
+        images, ImagePredictor, (package,), out, actors=actors, cpus_per_actor=cpus_per_actor, batch_size=batch_size
     )
-    predicted.write_parquet(out)
