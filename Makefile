@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -44,7 +44,7 @@ wheels:
 	scripts/fetch-wheels.sh
 
 ## The demo pipeline on real photos (today: the data-preparation stage).
-demo: demo-data
+demo: venv demo-data
 	scripts/demo.sh
 
 demo-data: wheels build-tools
@@ -82,6 +82,18 @@ bench-ort: bench-torch-venv demo-data
 bench-torch-venv:
 	test -x .venv-torch/bin/python || python3 -m venv .venv-torch
 	.venv-torch/bin/pip install --quiet torch==2.15.0 onnx==1.23.2 onnxruntime==1.32.0 numpy
+
+## Drift detection on real embeddings: power under graded shifts, false alarms without one,
+## side by side with Evidently and alibi-detect (installed into .venv-torch), tables and
+## charts for docs/drift.md; `make bench` has the criterion time per check.
+bench-drift: py-test bench-torch-venv wheels build-tools
+	$(CARGO) run $(PROFILE) --quiet --example demo_data -- --wheels .cache/wheels --out target/drift-data \
+	  --train-per-class 160 --test-per-class 200
+	.venv-torch/bin/pip install --quiet evidently==0.7.23 alibi-detect==0.13.0
+	$(PY) benches/drift_eval.py
+	.venv-torch/bin/python benches/drift_peers.py
+	$(PY) benches/drift_report.py > target/drift-eval/report.md
+	cat target/drift-eval/report.md
 
 bench-stream: demo-data
 	$(CARGO) build $(PROFILE) --example generate --example stream

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use mlops_core::ComputeBackend;
 use mlops_core::db::{StreamConfig, connect, stream_predictions};
+use mlops_core::drift::{DriftOptions, MonitorConfig};
 use mlops_core::infer::FeatureEngine;
 use mlops_core::predict::Predictor;
 
@@ -68,6 +69,36 @@ struct Args {
     /// Rows for the row-at-a-time stream in the benchmark (it is slow).
     #[arg(long, default_value_t = 300)]
     compare_row_at_a_time: usize,
+    /// Drift monitoring: rows in the sliding window (0 turns monitoring off).
+    #[arg(long, default_value_t = 50)]
+    drift_window: usize,
+    /// Drift monitoring: a check every this many rows.
+    #[arg(long, default_value_t = 25)]
+    drift_every: usize,
+    /// Drift monitoring: the test (`mmd`, `ks`, `bbsd`, `classifier`).
+    #[arg(long, default_value = "mmd")]
+    drift_method: String,
+    /// Drift monitoring: significance level of each check.
+    #[arg(long, default_value_t = 0.01)]
+    drift_alpha: f64,
+}
+
+/// The monitor the options ask for (`None` when off).
+fn drift_config(args: &Args) -> Result<Option<MonitorConfig>, Box<dyn std::error::Error>> {
+    if args.drift_window == 0 {
+        return Ok(None);
+    }
+    let defaults = MonitorConfig::default();
+    Ok(Some(MonitorConfig {
+        window: args.drift_window,
+        every: args.drift_every,
+        options: DriftOptions {
+            method: args.drift_method.parse()?,
+            alpha: args.drift_alpha,
+            ..defaults.options.clone()
+        },
+        ..defaults
+    }))
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -81,6 +112,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(args.poll_ms),
         gap_grace: Duration::from_secs(args.gap_grace_s),
         exit_when_idle: args.until_idle,
+        drift: drift_config(args)?,
         ..StreamConfig::default()
     };
     if let Some(n) = args.compare {
@@ -105,7 +137,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             && last.elapsed() >= Duration::from_secs(5)
         {
             *last = Instant::now();
-            eprintln!("{} rows ({} errors)", s.rows, s.errors);
+            eprintln!(
+                "{} rows ({} errors, {} drift alarms)",
+                s.rows, s.errors, s.drift_alarms
+            );
         }
     });
     let control = mlops_examples::cancel_on_signal(control, "stopping after the current batch")?;
@@ -234,6 +269,8 @@ fn scratch_stream(
         sink_url: None,
         exit_when_idle: true,
         stream: "bench".into(),
+        // The benchmark times prediction and the exactly-once writes, as before monitoring.
+        drift: None,
         ..config.clone()
     };
     let started = Instant::now();

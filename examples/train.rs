@@ -190,6 +190,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             sha256_hex(train_manifest.to_jsonl().as_bytes()),
             sha256_hex(test_manifest.to_jsonl().as_bytes()),
         ],
+        reference: outcome.reference.clone(),
     };
     let (package, _) = ModelPackage::new(outcome.model, classes, config.preprocess, info)?;
     package.save(&args.out)?;

@@ -12,6 +12,7 @@ bin=target/release/examples
 out=target/demo
 psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql
 sql() { "$psql_bin" "$1" -X -q -A -F ' | ' -c "$2"; }
+value() { "$psql_bin" "$1" -X -q -A -t -c "$2"; }
 url=$MLOPS_TEST_PG_URL
 base=${url%/*}
 
@@ -30,6 +31,21 @@ echo "live accuracy per day (the model saw only monday):"
 sql "$url" "SELECT split_part(c.image_path, '/', 1) AS day, count(*) AS rows,
             round(100 * avg((p.target = c.target)::int), 1) AS accuracy_pct
             FROM cargo_prediction p JOIN cargo c USING (id) GROUP BY 1 ORDER BY 1"
+echo "drift: the monitor (class-conditional MMD, 50-row window, a check every 25 rows, alarm after"
+echo "two checks in a row below alpha 0.01) against the model's reference sample (monday's test rows):"
+first_tuesday=$(value "$url" "SELECT min(id) FROM cargo WHERE image_path LIKE 'tuesday/%'")
+sql "$url" "SELECT count(*) AS checks, count(*) FILTER (WHERE drift) AS alarms,
+            count(*) FILTER (WHERE drift AND last_id < $first_tuesday) AS alarms_before_tuesday
+            FROM cargo_drift WHERE stream = 'cargo_prediction'"
+first_alarm=$(value "$url" "SELECT min(last_id) FROM cargo_drift WHERE drift AND stream = 'cargo_prediction'")
+if [ -n "$first_alarm" ] && [ -n "$first_tuesday" ]; then
+  echo "tuesday's rows start at id $first_tuesday; the first alarm came with row $first_alarm: N = $((first_alarm - first_tuesday + 1)) rows after the change"
+else
+  echo "no drift alarm (first tuesday id: ${first_tuesday:-none})"
+fi
+sql "$url" "COPY (SELECT last_id, p_value, drift::int FROM cargo_drift WHERE stream = 'cargo_prediction' ORDER BY last_id) TO STDOUT WITH CSV HEADER" > "$out/drift.csv"
+.venv/bin/python benches/drift_stream_chart.py "$out/drift.csv" "$first_tuesday" "$out/drift.png"
+echo "chart: $out/drift.png"
 echo "a second run finds nothing new:"
 run "$bin/stream" --url "$url" --package "$out/models/monday" --data-root data --until-idle 2>&1 | grep '"rows"'
 
@@ -47,3 +63,4 @@ for consumer in a b; do
   echo "consumer $consumer: $(grep -o '"messages": [0-9]*' "$out/kafka-consumer-$consumer.log")"
 done
 sql "$base/kafka_sink" "SELECT count(*) AS predictions, count(DISTINCT id) AS distinct_ids FROM cargo_prediction"
+sql "$base/kafka_sink" "SELECT stream, count(*) AS drift_checks, count(*) FILTER (WHERE drift) AS alarms FROM cargo_drift GROUP BY 1"

@@ -10,6 +10,7 @@
 //! | list class folders into manifests, read and write them, split them | [`dataset`] | always |
 //! | decode with limits, encode keeping colour types, atomic writes | [`imageio`] | always |
 //! | choose replay samples (random, core pairs, k-center, herding) | [`select`](mod@select) | always |
+//! | detect a shift: MMD, KS on principal components, BBSD, a domain classifier | [`drift`] | always |
 //! | follow and cancel long operations | [`control`] | always |
 //! | seeds and hashes | [`seed`] | always |
 //! | errors callers can match | [`error`] | always |
@@ -164,6 +165,7 @@ pub mod corrupt;
 pub mod dataset;
 #[cfg(feature = "postgres")]
 pub mod db;
+pub mod drift;
 #[cfg(feature = "train")]
 pub mod embed;
 pub mod error;
@@ -193,6 +195,7 @@ pub mod vision;
 pub use control::{Control, Detail, Progress};
 pub use corrupt::{Corruption, CorruptionKind, FolderOptions, FolderReport, corrupt_folder};
 pub use dataset::{ClassMap, ListOptions, Listing, Manifest, Sample, list_dataset};
+pub use drift::{DriftDetector, DriftOptions, DriftResult};
 pub use error::{Error, Result};
 pub use select::{Budget, Distance, Embeddings, Selection, Strategy, select};
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::ModelPackage;
 use crate::backend::ComputeBackend;
 use crate::dataset::ClassMap;
+use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
 use crate::imageio::{DEFAULT_MAX_ALLOC, read_image};
 use crate::infer::{FeatureEngine, FeatureExtractor};
@@ -42,6 +43,8 @@ pub struct Predictor {
     head: LinearHead,
     classes: ClassMap,
     preprocess: Preprocess,
+    /// The package's drift reference sample, if it has one.
+    reference: Option<ReferenceSample>,
     /// Images decoded and predicted together: [`Predictor::predict_paths`] holds at most two
     /// such chunks decoded (the one predicted and the next one, decoded meanwhile).
     pub batch_size: usize,
@@ -49,7 +52,7 @@ pub struct Predictor {
 
 /// A linear head's parameters as plain numbers: `logits = features * weight + bias`.
 #[derive(Debug, Clone)]
-struct LinearHead {
+pub(crate) struct LinearHead {
     /// `[inputs, outputs]`, row-major (Burn's layout).
     weight: Vec<f32>,
     bias: Vec<f32>,
@@ -58,7 +61,7 @@ struct LinearHead {
 }
 
 impl LinearHead {
-    fn new(linear: &burn::nn::Linear) -> Result<Self> {
+    pub(crate) fn new(linear: &burn::nn::Linear) -> Result<Self> {
         let [inputs, outputs] = linear.weight.dims();
         let values = |t: Tensor<1>| {
             t.into_data()
@@ -78,8 +81,13 @@ impl LinearHead {
         })
     }
 
+    /// Input width (the backbone's features).
+    pub(crate) fn inputs(&self) -> usize {
+        self.inputs
+    }
+
     /// Softmax probabilities of one feature row.
-    fn probabilities(&self, features: &[f32]) -> Vec<f32> {
+    pub(crate) fn probabilities(&self, features: &[f32]) -> Vec<f32> {
         let mut logits = self.bias.clone();
         for (&x, row) in features.iter().zip(self.weight.chunks_exact(self.outputs)) {
             for (l, &w) in logits.iter_mut().zip(row) {
@@ -97,6 +105,17 @@ impl LinearHead {
         }
         logits
     }
+}
+
+/// A prediction and the backbone features it was computed from.
+pub type PredictionWithFeatures = (Prediction, Vec<f32>);
+
+/// Softmax probabilities of row-major feature rows.
+pub(crate) fn head_probabilities(head: &LinearHead, features: &[f32]) -> Vec<f32> {
+    features
+        .chunks_exact(head.inputs)
+        .flat_map(|row| head.probabilities(row))
+        .collect()
 }
 
 impl Predictor {
@@ -142,14 +161,20 @@ impl Predictor {
             head,
             classes,
             preprocess,
+            reference: None,
             batch_size: 32,
         })
     }
 
     /// A predictor for a loaded package.
     pub fn from_package(package: ModelPackage, device: Device) -> Result<Self> {
-        let ModelPackage { model, metadata } = package;
+        let ModelPackage {
+            model,
+            metadata,
+            reference,
+        } = package;
         Predictor::new(model, metadata.classes, metadata.preprocess, device)
+            .map(|p| p.with_reference(reference))
     }
 
     /// Loads the package at `uri` (see [`crate::artifact`]); backbones without a fast path run
@@ -165,8 +190,13 @@ impl Predictor {
         engine: FeatureEngine,
     ) -> Result<Self> {
         let device = backend.device();
-        let ModelPackage { model, metadata } = ModelPackage::load(uri, &device)?;
+        let ModelPackage {
+            model,
+            metadata,
+            reference,
+        } = ModelPackage::load(uri, &device)?;
         Predictor::with_engine(model, metadata.classes, metadata.preprocess, device, engine)
+            .map(|p| p.with_reference(reference))
     }
 
     /// The class map.
@@ -184,6 +214,18 @@ impl Predictor {
         &self.extractor
     }
 
+    /// This predictor with a drift reference sample (what [`crate::drift::DriftMonitor`]s of
+    /// its stream compare with).
+    pub fn with_reference(mut self, reference: Option<ReferenceSample>) -> Self {
+        self.reference = reference;
+        self
+    }
+
+    /// The model's drift reference sample, if its package has one.
+    pub fn reference(&self) -> Option<&ReferenceSample> {
+        self.reference.as_ref()
+    }
+
     /// Predicts already preprocessed CHW images (see [`Preprocess::to_chw`]).
     pub fn predict_chw(&self, chw: &[Vec<f32>]) -> Result<Vec<Prediction>> {
         let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
@@ -191,12 +233,40 @@ impl Predictor {
     }
 
     fn predict_slices(&self, chw: &[&[f32]]) -> Result<Vec<Prediction>> {
+        self.predict_slices_with_features(chw).map(|(p, _)| p)
+    }
+
+    /// Predictions and the backbone features they were computed from (row-major, one row of
+    /// [`FeatureExtractor::dim`] values per image): what a drift monitor compares.
+    pub fn predict_chw_with_features(
+        &self,
+        chw: &[Vec<f32>],
+    ) -> Result<(Vec<Prediction>, Vec<f32>)> {
+        let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+        self.predict_slices_with_features(&refs)
+    }
+
+    /// Like [`Predictor::predict_images`], also returning the backbone features.
+    pub fn predict_images_with_features(
+        &self,
+        images: &[DynamicImage],
+    ) -> Result<(Vec<Prediction>, Vec<f32>)> {
+        let chw: Vec<Vec<f32>> = images
+            .par_iter()
+            .map(|i| self.preprocess.to_chw(i))
+            .collect();
+        self.predict_chw_with_features(&chw)
+    }
+
+    fn predict_slices_with_features(&self, chw: &[&[f32]]) -> Result<(Vec<Prediction>, Vec<f32>)> {
         let mut out = Vec::with_capacity(chw.len());
         let width = self.extractor.dim();
+        let mut all_features = Vec::with_capacity(chw.len() * width);
         for batch in chw.chunks(self.batch_size.max(1)) {
             let features = self
                 .extractor
                 .features(batch, self.preprocess.size as usize)?;
+            all_features.extend_from_slice(&features);
             for row in features.chunks_exact(width) {
                 let probabilities = self.head.probabilities(row);
                 let class_id = probabilities
@@ -211,7 +281,7 @@ impl Predictor {
                 });
             }
         }
-        Ok(out)
+        Ok((out, all_features))
     }
 
     /// Backbone features (the input of the linear head) of image files, in order. Unlike
@@ -254,9 +324,23 @@ impl Predictor {
         &self,
         paths: &[P],
     ) -> Result<Vec<Result<Prediction>>> {
+        Ok(self
+            .predict_paths_with_features(paths)?
+            .into_iter()
+            .map(|r| r.map(|(p, _)| p))
+            .collect())
+    }
+
+    /// Like [`Predictor::predict_paths`], each prediction with the backbone features it was
+    /// computed from (what a drift monitor compares).
+    pub fn predict_paths_with_features<P: AsRef<Path> + Sync>(
+        &self,
+        paths: &[P],
+    ) -> Result<Vec<Result<PredictionWithFeatures>>> {
         let decode = |part: &[P]| -> Vec<Result<Vec<f32>>> {
             part.par_iter().map(|p| self.load_chw(p.as_ref())).collect()
         };
+        let width = self.extractor.dim();
         let mut out = Vec::with_capacity(paths.len());
         let mut chunks = paths.chunks(self.batch_size.max(1));
         let mut current = chunks.next().map(decode);
@@ -267,21 +351,30 @@ impl Predictor {
                         .iter()
                         .filter_map(|r| r.as_ref().ok().map(Vec::as_slice))
                         .collect();
-                    self.predict_slices(&good)
+                    self.predict_slices_with_features(&good)
                 },
                 || chunks.next().map(decode),
             );
-            let mut predictions = predicted?.into_iter();
+            let (predictions, features) = predicted?;
+            let mut predictions = predictions.into_iter().zip(features.chunks_exact(width));
             for r in loaded {
                 out.push(r.and_then(|_| {
-                    predictions.next().ok_or_else(|| {
-                        Error::internal("prediction", "fewer predictions than images")
-                    })
+                    predictions
+                        .next()
+                        .map(|(p, f)| (p, f.to_vec()))
+                        .ok_or_else(|| {
+                            Error::internal("prediction", "fewer predictions than images")
+                        })
                 }));
             }
             current = next;
         }
         Ok(out)
+    }
+
+    /// Class probabilities (softmax of the head) of backbone feature rows, row-major.
+    pub fn head_probabilities(&self, features: &[f32]) -> Vec<f32> {
+        head_probabilities(&self.head, features)
     }
 
     /// Predicts the images of a manifest relative to `root`, in order.

@@ -32,19 +32,35 @@ pub struct Embeddings {
 impl Embeddings {
     /// Embeddings from row-major values; `data.len()` must be a multiple of `dim`.
     pub fn new(data: Vec<f32>, dim: usize) -> Result<Self> {
+        Self::named("embeddings", data, dim)
+    }
+
+    /// Like [`Embeddings::new`], with errors that name the parameter `name` (for example
+    /// `window` or `reference`).
+    pub fn named(name: &'static str, data: Vec<f32>, dim: usize) -> Result<Self> {
         if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(Error::invalid(
-                "embeddings",
+                name,
                 format!("{} values do not make rows of width {dim}", data.len()),
             ));
         }
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
             return Err(Error::invalid(
-                "embeddings",
-                format!("row {} holds a non-finite value", i / dim),
+                name,
+                format!(
+                    "row {} column {} holds a non-finite value ({})",
+                    i / dim,
+                    i % dim,
+                    data[i]
+                ),
             ));
         }
         Ok(Embeddings { data, dim })
+    }
+
+    /// All values, row-major.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
     }
 
     /// Number of rows.

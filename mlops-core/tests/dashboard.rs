@@ -91,6 +91,9 @@ fn the_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
         "Rows/s",
         "Live accuracy",
         "Errors",
+        "Drift alarms",
+        "Drift statistic",
+        "Latest drift checks",
     ] {
         assert!(titles.contains(&wanted), "no panel {wanted:?}");
     }
@@ -150,16 +153,29 @@ fn every_panel_query_runs_on_a_streamed_database() {
     create_table(&mut client, false).unwrap();
     bulk_load(&mut client, &Manifest::new(rows.clone())).unwrap();
 
+    // A reference sample of the model's own outputs on the rows, so drift checks run.
+    let paths: Vec<_> = rows
+        .iter()
+        .map(|s| data.join("monday").join(&s.image_path))
+        .collect();
     let predictor = common::small_cnn_predictor(11);
+    let reference = common::reference_of(&predictor, &paths[..paths.len() - 1]);
+    let predictor = predictor.with_reference(Some(reference));
     let config = StreamConfig {
         source_url: Some(url.clone()),
         data_root: data.join("monday"),
         poll_interval: Duration::from_millis(50),
         exit_when_idle: true,
+        drift: Some(mlops_core::drift::MonitorConfig {
+            window: 20,
+            every: 10,
+            ..Default::default()
+        }),
         ..StreamConfig::default()
     };
     let stats = stream_predictions(&config, &predictor, "v", &mlops_core::Control::new()).unwrap();
     assert_eq!((stats.predicted, stats.errors), (rows.len() as u64 - 1, 1));
+    assert!(stats.drift_checks > 5, "{stats:?}");
 
     let range = client
         .query_one(
@@ -191,6 +207,15 @@ fn every_panel_query_runs_on_a_streamed_database() {
         match title {
             "Predictions" => assert_eq!(result[0].get::<_, i64>(0), stats.predicted as i64),
             "Errors" => assert_eq!(result[0].get::<_, i64>(0), 1),
+            "Drift alarms" => {
+                assert_eq!(result[0].get::<_, i64>(0), stats.drift_alarms as i64)
+            }
+            "Latest drift checks" => {
+                assert_eq!(result.len() as u64, stats.drift_checks.min(50));
+                let last: i64 = result[0].get("last_id");
+                let first: i64 = result[0].get("first_id");
+                assert_eq!(last - first + 1, 20);
+            }
             "Backlog" => assert_eq!(result[0].get::<_, i64>(0), 0),
             "Live accuracy" => {
                 assert!((result[0].get::<_, f64>(0) - expected_accuracy).abs() < 1e-9)

@@ -124,6 +124,7 @@ fn a_loaded_package_predicts_what_training_recorded() {
         history: outcome.history.clone(),
         test: Some(outcome.test.clone()),
         manifests_sha256: vec![mlops_core::seed::sha256_hex(train_m.to_jsonl().as_bytes())],
+        reference: outcome.reference.clone(),
     };
     let model = mlops_core::artifact::model_from_weights(
         &ModelPackage::new(
@@ -139,7 +140,8 @@ fn a_loaded_package_predicts_what_training_recorded() {
         &Device::flex(),
     )
     .unwrap();
-    let (package, _) = ModelPackage::new(model, classes(), Preprocess::default(), info).unwrap();
+    let (package, _) =
+        ModelPackage::new(model, classes(), Preprocess::default(), info.clone()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     for uri in [
         dir.path().join("pkg").display().to_string(),
@@ -162,9 +164,84 @@ fn a_loaded_package_predicts_what_training_recorded() {
         let loaded = ModelPackage::load(&uri, &Device::flex()).unwrap();
         assert_eq!(loaded.metadata, package.metadata);
         assert_eq!(loaded.metadata.backbone, BackboneKind::EfficientNetLite0);
+        assert_eq!(
+            loaded.reference, package.reference,
+            "{uri}: drift reference"
+        );
     }
+    // The reference: every test row (fewer than 1000, rows the head was not fitted on), its
+    // features as the predictor computes them, and the head's outputs on them.
+    let reference = package.reference.as_ref().expect("a reference sample");
+    assert_eq!(reference.len(), test_m.len());
+    assert_eq!(reference.features().dim(), 1280);
+    let predictor = Predictor::load(
+        &dir.path().join("pkg").display().to_string(),
+        ComputeBackend::Flex,
+    )
+    .unwrap();
+    let first = predictor
+        .predict_paths_with_features(&[demo_data()
+            .join("monday")
+            .join(&test_m.samples[0].image_path)])
+        .unwrap()
+        .remove(0)
+        .unwrap();
+    let gap = first
+        .1
+        .iter()
+        .zip(reference.features().row(0))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        gap < 1e-3,
+        "stored features differ from the predictor's by {gap}"
+    );
+    let probability_gap = first
+        .0
+        .probabilities
+        .iter()
+        .zip(reference.probabilities().row(0))
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(probability_gap < 1e-4, "{probability_gap}");
+    // A tampered reference object is refused; a package without one (older) still loads.
+    let path = dir.path().join("pkg");
+    let object = &package.metadata.reference.as_ref().unwrap().object;
+    std::fs::write(path.join(object), b"tampered").unwrap();
+    let err = ModelPackage::load(&path.display().to_string(), &Device::flex()).unwrap_err();
+    assert!(err.to_string().contains("corrupted"), "{err}");
+    let older = PackageInfo {
+        reference: None,
+        ..info
+    };
+    let (older, _) = ModelPackage::new(
+        mlops_core::artifact::model_from_weights(
+            &package.metadata,
+            &weights_bytes(&package.model).unwrap(),
+            &Device::flex(),
+        )
+        .unwrap(),
+        classes(),
+        Preprocess::default(),
+        older,
+    )
+    .unwrap();
+    let old_uri = dir.path().join("old").display().to_string();
+    older.save(&old_uri).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("old/metadata.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(
+        value.get("reference").is_none(),
+        "no reference key in an older-style package"
+    );
+    assert!(
+        ModelPackage::load(&old_uri, &Device::flex())
+            .unwrap()
+            .reference
+            .is_none()
+    );
     let listed = list_packages(&dir.path().display().to_string()).unwrap();
-    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert_eq!(listed.len(), 3, "pkg, pkg2 and old: {listed:?}");
 }
 
 #[test]

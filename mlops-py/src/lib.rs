@@ -11,10 +11,12 @@
 //! - [`data`]: corruption, listing, manifests, selection, image reading;
 //! - [`model`]: the `Model` class and training;
 //! - [`live`]: PostgreSQL and Kafka;
+//! - [`drift`]: shift detection;
 //! - [`experiment`]: the replay experiment.
 
 mod convert;
 mod data;
+mod drift;
 mod errors;
 mod experiment;
 mod live;
@@ -32,6 +34,7 @@ fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = pyo3_log::try_init();
     errors::register(m)?;
     m.add_class::<model::Model>()?;
+    m.add_class::<drift::DriftDetector>()?;
     m.add_function(wrap_pyfunction!(data::corrupt_array, m)?)?;
     m.add_function(wrap_pyfunction!(data::corrupt_folder, m)?)?;
     m.add_function(wrap_pyfunction!(data::list_folder, m)?)?;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
-use crate::convert::{manifest, to_json};
+use crate::convert::{from_json, manifest, to_json};
 use crate::errors::BindingResult;
 use crate::model::Model;
 use crate::runtime::{detail_control, interruptible};
@@ -37,7 +37,7 @@ pub(crate) fn generate(
 /// Streams `cargo` into `cargo_prediction` (until caught up with `until_idle`, else until
 /// Ctrl-C); `progress(stats_json)` is called after each batch. Returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None))]
+#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None, drift_json=Some("{}".to_string())))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stream_predictions(
     py: Python<'_>,
@@ -49,7 +49,9 @@ pub(crate) fn stream_predictions(
     stream: &str,
     until_idle: bool,
     progress: Option<Py<PyAny>>,
+    drift_json: Option<String>,
 ) -> BindingResult<String> {
+    let drift = monitor(drift_json)?;
     let config = mlops_core::db::StreamConfig {
         source_url: url,
         sink_url,
@@ -57,6 +59,7 @@ pub(crate) fn stream_predictions(
         stream: stream.to_string(),
         batch_size,
         exit_when_idle: until_idle,
+        drift,
         ..Default::default()
     };
     let stats = interruptible(py, detail_control(progress, "stream"), |control| {
@@ -99,7 +102,7 @@ pub(crate) fn kafka_publish(
 /// Consumes a Kafka topic in a consumer group into `cargo_prediction`; returns the stats as
 /// JSON. Stops after `idle_seconds` without messages (or on Ctrl-C).
 #[pyfunction]
-#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0))]
+#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0, drift_json=Some("{}".to_string())))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn kafka_consume(
     py: Python<'_>,
@@ -112,7 +115,9 @@ pub(crate) fn kafka_consume(
     batch_size: usize,
     idle_seconds: Option<f64>,
     session_timeout_seconds: f64,
+    drift_json: Option<String>,
 ) -> BindingResult<String> {
+    let drift = monitor(drift_json)?;
     let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
     let config = mlops_core::kafka::ConsumeConfig {
         brokers,
@@ -123,6 +128,7 @@ pub(crate) fn kafka_consume(
         batch_size,
         session_timeout: seconds(session_timeout_seconds),
         exit_after_idle: idle_seconds.map(seconds),
+        drift,
         ..Default::default()
     };
     let stats = interruptible(py, mlops_core::Control::new(), |control| {
@@ -134,4 +140,10 @@ pub(crate) fn kafka_consume(
         )
     })??;
     to_json(&stats)
+}
+
+/// The drift monitor from JSON (`MonitorConfig` fields; missing ones take the defaults), or
+/// `None` (monitoring off).
+fn monitor(json: Option<String>) -> BindingResult<Option<mlops_core::drift::MonitorConfig>> {
+    json.map(|text| from_json("drift", &text)).transpose()
 }

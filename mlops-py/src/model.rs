@@ -20,6 +20,12 @@ type PathOutcome = (Option<u32>, Option<Vec<f32>>, Option<String>);
 
 /// Predicted class ids and probabilities (N x K).
 type Predicted<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray2<f32>>);
+/// Class ids, probabilities and backbone features.
+type PredictedWithFeatures<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<f32>>,
+);
 
 /// A trained model with its class names and preprocessing (a loaded model package).
 #[pyclass(frozen)]
@@ -129,6 +135,40 @@ impl Model {
         Ok((ids.into_pyarray(py), probs.into_pyarray(py)))
     }
 
+    /// Predicts an NxHxWxC uint8 batch and returns the backbone features too:
+    /// (class ids, probabilities NxK, features NxD).
+    fn predict_embed_array<'py>(
+        &self,
+        py: Python<'py>,
+        batch: PyReadonlyArray4<'py, u8>,
+    ) -> BindingResult<PredictedWithFeatures<'py>> {
+        let batch = batch.as_array().to_owned();
+        let (ids, probs, features) = heavy(py, || -> BindingResult<_> {
+            let mut images = Vec::with_capacity(batch.shape()[0]);
+            for item in batch.outer_iter() {
+                images.push(array_to_image(&item.to_owned().into_dyn())?);
+            }
+            let (predictions, features) = self.predictor.predict_images_with_features(&images)?;
+            let n = predictions.len();
+            let k = self.metadata.classes.len();
+            let ids: Vec<u32> = predictions.iter().map(|p| p.class_id).collect();
+            let flat: Vec<f32> = predictions
+                .into_iter()
+                .flat_map(|p| p.probabilities)
+                .collect();
+            let probs = Array2::from_shape_vec((n, k), flat).map_err(|e| shape_error(&e))?;
+            let dim = features.len().checked_div(n).unwrap_or(0);
+            let features =
+                Array2::from_shape_vec((n, dim), features).map_err(|e| shape_error(&e))?;
+            Ok((ids, probs, features))
+        })?;
+        Ok((
+            ids.into_pyarray(py),
+            probs.into_pyarray(py),
+            features.into_pyarray(py),
+        ))
+    }
+
     /// Backbone features of image files (N x D), in order; unreadable files fail the call.
     fn embed_paths<'py>(
         &self,
@@ -194,6 +234,7 @@ pub(crate) fn train(
                     mlops_core::seed::sha256_hex(train_jsonl.as_bytes()),
                     mlops_core::seed::sha256_hex(test_jsonl.as_bytes()),
                 ],
+                reference: outcome.reference.clone(),
             },
         )?;
         Ok((package, outcome))

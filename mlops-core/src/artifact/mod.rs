@@ -4,7 +4,9 @@
 //! server) or process memory (`memory://name`, for tests and notebooks).
 //!
 //! A package at `URI` is two objects: `URI/weights-<sha256>.safetensors` and `URI/metadata.json`, which
-//! names the weights and their checksum. The metadata is written last, in one put, so a
+//! names the weights and their checksum (plus, for models trained here, a third:
+//! `URI/reference-<sha256>.bin`, the drift reference sample, also named and checksummed by the
+//! metadata). The metadata is written last, in one put, so a
 //! package is either complete or not there: a reader never sees half of one. Loading verifies
 //! the checksum and refuses packages of an incompatible format.
 
@@ -15,12 +17,13 @@ use serde::{Deserialize, Serialize};
 
 mod store;
 
-use store::store_error;
+use store::{get_checked, get_checked_async, put_object, put_object_async, store_error};
 pub use store::{
     list_packages, list_packages_async, load_parts, load_parts_async, save_parts, save_parts_async,
 };
 
 use crate::dataset::ClassMap;
+use crate::drift::ReferenceSample;
 use crate::error::Result;
 use crate::model::{Backbone, BackboneKind, Classifier};
 use crate::seed::sha256_hex;
@@ -61,6 +64,10 @@ pub struct PackageMetadata {
     pub manifests_sha256: Vec<String>,
     /// Weights object name, checksum and size.
     pub weights: WeightsInfo,
+    /// The drift reference sample's object name, checksum and size (packages written before
+    /// it existed have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<WeightsInfo>,
 }
 
 /// The classifier head.
@@ -94,6 +101,9 @@ pub struct ModelPackage {
     pub model: Classifier,
     /// Its metadata.
     pub metadata: PackageMetadata,
+    /// Training rows' features and softmax outputs, what live data is compared with to notice a
+    /// shift ([`crate::drift`]); `None` for packages without one.
+    pub reference: Option<ReferenceSample>,
 }
 
 /// What a package describes beyond the model itself, to build its metadata.
@@ -107,6 +117,8 @@ pub struct PackageInfo {
     pub test: Option<Evaluation>,
     /// SHA-256 of the manifests used.
     pub manifests_sha256: Vec<String>,
+    /// The drift reference sample (see [`crate::train::TrainOutcome::reference`]).
+    pub reference: Option<ReferenceSample>,
 }
 
 /// The model's weights as safetensors bytes written by burn-store, without metadata, so the
@@ -167,6 +179,16 @@ impl ModelPackage {
         let weights = weights_bytes(&model)?;
         let sha = sha256_hex(&weights);
         let backbone = model.backbone.kind();
+        let reference_info = info.reference.as_ref().map(|r| {
+            let bytes = r.to_bytes();
+            let sha = sha256_hex(&bytes);
+            WeightsInfo {
+                object: format!("reference-{sha}.bin"),
+                bytes: bytes.len() as u64,
+                sha256: sha,
+                format: "mlops-reference".into(),
+            }
+        });
         let metadata = PackageMetadata {
             format: FORMAT.into(),
             format_version: FORMAT_VERSION,
@@ -193,15 +215,32 @@ impl ModelPackage {
                 sha256: sha,
                 format: "safetensors".into(),
             },
+            reference: reference_info,
         };
-        Ok((ModelPackage { model, metadata }, weights))
+        let package = ModelPackage {
+            model,
+            metadata,
+            reference: info.reference,
+        };
+        Ok((package, weights))
     }
 
     /// Saves the package under `uri` (see the module docs): weights first, metadata last.
     /// Blocking; works outside any tokio runtime and inside a multi-thread one (see
     /// [`ModelPackage::save_async`] for async code).
     pub fn save(&self, uri: &str) -> Result<()> {
-        save_parts(uri, &self.metadata, self.checked_weights(uri)?)
+        let weights = self.checked_weights(uri)?;
+        if let Some((info, bytes)) = self.reference_object() {
+            put_object(uri, &info.object, bytes)?;
+        }
+        save_parts(uri, &self.metadata, weights)
+    }
+
+    /// The reference sample's object, when the package has one.
+    fn reference_object(&self) -> Option<(WeightsInfo, Vec<u8>)> {
+        let info = self.metadata.reference.clone()?;
+        let bytes = self.reference.as_ref()?.to_bytes();
+        Some((info, bytes))
     }
 
     /// [`ModelPackage::save`] for async code. The weights are serialised before the returned
@@ -213,9 +252,13 @@ impl ModelPackage {
         let parts = self
             .checked_weights(uri)
             .map(|weights| (self.metadata.clone(), weights));
+        let reference = self.reference_object();
         let uri = uri.to_string();
         async move {
             let (metadata, weights) = parts?;
+            if let Some((info, bytes)) = reference {
+                put_object_async(&uri, &info.object, bytes).await?;
+            }
             save_parts_async(&uri, &metadata, weights).await
         }
     }
@@ -238,13 +281,34 @@ impl ModelPackage {
     pub fn load(uri: &str, device: &Device) -> Result<Self> {
         let (metadata, weights) = load_parts(uri)?;
         let model = model_from_weights(&metadata, &weights, device)?;
-        Ok(ModelPackage { model, metadata })
+        let reference = match &metadata.reference {
+            Some(info) => Some(reference_from(uri, &get_checked(uri, info)?)?),
+            None => None,
+        };
+        Ok(ModelPackage {
+            model,
+            metadata,
+            reference,
+        })
     }
 
     /// [`ModelPackage::load`] for async code.
     pub async fn load_async(uri: &str, device: &Device) -> Result<Self> {
         let (metadata, weights) = load_parts_async(uri).await?;
         let model = model_from_weights(&metadata, &weights, device)?;
-        Ok(ModelPackage { model, metadata })
+        let reference = match &metadata.reference {
+            Some(info) => Some(reference_from(uri, &get_checked_async(uri, info).await?)?),
+            None => None,
+        };
+        Ok(ModelPackage {
+            model,
+            metadata,
+            reference,
+        })
     }
+}
+
+fn reference_from(uri: &str, bytes: &[u8]) -> Result<ReferenceSample> {
+    ReferenceSample::from_bytes(bytes)
+        .map_err(|e| store_error(uri, format!("reference sample: {e}")))
 }

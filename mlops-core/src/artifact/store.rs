@@ -8,7 +8,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::{FORMAT, FORMAT_VERSION, METADATA, PackageMetadata};
+use super::{FORMAT, FORMAT_VERSION, METADATA, PackageMetadata, WeightsInfo};
 use crate::blocking::block_on;
 use crate::error::{Error, Result};
 use crate::seed::sha256_hex;
@@ -141,6 +141,51 @@ pub async fn save_parts_async(
         .await
         .map_err(|e| object_error(uri, "write metadata.json", e))?;
     Ok(())
+}
+
+/// Writes one object of a package (blocking).
+pub(crate) fn put_object(uri: &str, name: &str, bytes: Vec<u8>) -> Result<()> {
+    block_on("put_object", put_object_async(uri, name, bytes))?
+}
+
+/// Writes one object of a package.
+pub(crate) async fn put_object_async(uri: &str, name: &str, bytes: Vec<u8>) -> Result<()> {
+    let (store, prefix) = open(uri, Access::Write)?;
+    store
+        .put(&child(&prefix, name), PutPayload::from(bytes))
+        .await
+        .map_err(|e| object_error(uri, name, e))?;
+    Ok(())
+}
+
+/// Reads one object named by the metadata and checks its SHA-256 (blocking).
+pub(crate) fn get_checked(uri: &str, info: &WeightsInfo) -> Result<Vec<u8>> {
+    block_on("get_checked", get_checked_async(uri, info))?
+}
+
+/// Reads one object named by the metadata and checks its SHA-256; writes nothing.
+pub(crate) async fn get_checked_async(uri: &str, info: &WeightsInfo) -> Result<Vec<u8>> {
+    let (store, prefix) = open(uri, Access::Read)?;
+    let object = &info.object;
+    let bytes = store
+        .get(&child(&prefix, object))
+        .await
+        .map_err(|e| object_error(uri, object, e))?
+        .bytes()
+        .await
+        .map_err(|e| object_error(uri, object, e))?
+        .to_vec();
+    let sha = sha256_hex(&bytes);
+    if sha != info.sha256 {
+        return Err(store_error(
+            uri,
+            format!(
+                "{object} is corrupted: sha256 {sha}, expected {}",
+                info.sha256
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Reads and checks a package's metadata and weights bytes (blocking; see

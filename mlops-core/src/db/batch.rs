@@ -17,6 +17,9 @@ pub struct BatchOutcome {
     /// Predicted rows whose true `target` is not a class of the model (they are predicted all
     /// the same; live accuracy counts them as wrong).
     pub unknown_targets: u64,
+    /// Each predicted row's id, backbone features and softmax outputs, in id order (what the
+    /// drift monitor watches).
+    pub monitored: Vec<(i32, Vec<f32>, Vec<f32>)>,
 }
 
 /// `image_path` under `root`, or why it is refused: a missing path, an absolute one, or one
@@ -63,9 +66,12 @@ pub fn predict_rows(
         }
     }
     let classes = predictor.classes().len();
-    for (row, result) in readable.into_iter().zip(predictor.predict_paths(&paths)?) {
+    for (row, result) in readable
+        .into_iter()
+        .zip(predictor.predict_paths_with_features(&paths)?)
+    {
         match result {
-            Ok(p) => {
+            Ok((p, features)) => {
                 if row.target.is_none_or(|t| t < 0 || t as usize >= classes) {
                     outcome.unknown_targets += 1;
                 }
@@ -75,11 +81,13 @@ pub fn predict_rows(
                     target: p.class_id as i32,
                     probability: p.confidence(),
                 });
+                outcome.monitored.push((row.id, features, p.probabilities));
             }
             Err(e) => outcome.errors.push(error_row(row, e.to_string())),
         }
     }
     outcome.errors.sort_by_key(|e| e.id);
+    outcome.monitored.sort_by_key(|m| m.0);
     Ok(outcome)
 }
 

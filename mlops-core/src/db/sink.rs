@@ -4,6 +4,8 @@
 
 use postgres::GenericClient;
 
+use crate::drift::DriftCheck;
+
 /// The output tables. `id` is the source row's id in both, so a write is idempotent.
 pub const PREDICTION_TABLES_SQL: &str = "
 CREATE TABLE IF NOT EXISTS cargo_prediction (
@@ -26,7 +28,21 @@ CREATE TABLE IF NOT EXISTS cargo_prediction_error (
 CREATE TABLE IF NOT EXISTS cargo_class (
     id int PRIMARY KEY,
     name text NOT NULL
-);";
+);
+CREATE TABLE IF NOT EXISTS cargo_drift (
+    stream text NOT NULL,
+    first_id bigint NOT NULL,
+    last_id bigint NOT NULL,
+    method text NOT NULL,
+    statistic double precision NOT NULL,
+    p_value double precision NOT NULL,
+    drift boolean NOT NULL,
+    window_rows int NOT NULL,
+    model_version text NOT NULL,
+    checked_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (stream, last_id, method)
+);
+CREATE INDEX IF NOT EXISTS cargo_drift_checked_at ON cargo_drift (checked_at);";
 
 /// One predicted row.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +68,45 @@ pub struct ErrorRow {
     pub image_path: Option<String>,
     /// Why it failed.
     pub reason: String,
+}
+
+/// Writes drift checks of `stream` (one statement; a check already there is left as it is).
+/// `drift` is the monitor's alarm ([`DriftCheck::alarm`]), `p_value` the test's own.
+pub fn write_drift(
+    client: &mut impl GenericClient,
+    stream: &str,
+    checks: &[DriftCheck],
+    model_version: &str,
+) -> Result<u64, postgres::Error> {
+    if checks.is_empty() {
+        return Ok(0);
+    }
+    let first: Vec<i64> = checks.iter().map(|c| c.first_id).collect();
+    let last: Vec<i64> = checks.iter().map(|c| c.last_id).collect();
+    let methods: Vec<&str> = checks.iter().map(|c| c.result.method.name()).collect();
+    let statistics: Vec<f64> = checks.iter().map(|c| c.result.statistic).collect();
+    let p_values: Vec<f64> = checks.iter().map(|c| c.result.p_value).collect();
+    let alarms: Vec<bool> = checks.iter().map(|c| c.alarm).collect();
+    let rows: Vec<i32> = checks.iter().map(|c| c.result.window_rows as i32).collect();
+    client.execute(
+        "INSERT INTO cargo_drift
+             (stream, first_id, last_id, method, statistic, p_value, drift, window_rows, model_version)
+         SELECT $1, u.* , $9
+         FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::float8[],
+                     $7::bool[], $8::int[]) AS u
+         ON CONFLICT (stream, last_id, method) DO NOTHING",
+        &[
+            &stream,
+            &first,
+            &last,
+            &methods,
+            &statistics,
+            &p_values,
+            &alarms,
+            &rows,
+            &model_version,
+        ],
+    )
 }
 
 /// Creates the output tables if absent.

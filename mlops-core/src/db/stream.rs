@@ -1,8 +1,8 @@
 //! The streaming predictor: tails `cargo`, predicts in batches and writes `cargo_prediction`,
 //! exactly once.
 //!
-//! Each batch's predictions, errors and the consumer's position (see [`super::tail`]) commit in
-//! one transaction of the output database, so a crash at any point either keeps the whole
+//! Each batch's predictions, errors, drift checks and the consumer's position (see
+//! [`super::tail`]) commit in one transaction of the output database, so a crash at any point either keeps the whole
 //! batch or none of it; a restart reloads the position and carries on. Lost connections (a
 //! database restart) are retried with exponential backoff; a wrong password, a missing table
 //! or a model failure stops the stream with an error.
@@ -15,9 +15,10 @@ use serde::{Deserialize, Serialize};
 
 use super::batch::predict_rows;
 use super::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
-use super::sink::{ensure_prediction_tables, write_classes, write_outcomes};
+use super::sink::{ensure_prediction_tables, write_classes, write_drift, write_outcomes};
 use super::tail::{Position, ensure_position_tables, load_position, poll_next, save_position};
 use crate::control::{Control, Detail, Progress};
+use crate::drift::{DriftCheck, DriftMonitor, MonitorConfig};
 use crate::error::{Error, Result};
 use crate::predict::Predictor;
 
@@ -43,6 +44,10 @@ pub struct StreamConfig {
     pub gap_grace: Duration,
     /// Stop when a poll finds no rows and no id is awaited (for batch runs and tests).
     pub exit_when_idle: bool,
+    /// Shift monitoring: a sliding window of predicted rows checked against the model's
+    /// reference sample, each check a `cargo_drift` row committed with its batch. `None`, or a
+    /// model package without a reference sample, turns it off.
+    pub drift: Option<MonitorConfig>,
 }
 
 impl Default for StreamConfig {
@@ -57,6 +62,7 @@ impl Default for StreamConfig {
             max_backoff: Duration::from_secs(10),
             gap_grace: Duration::from_secs(600),
             exit_when_idle: false,
+            drift: Some(MonitorConfig::default()),
         }
     }
 }
@@ -78,6 +84,10 @@ pub struct StreamStats {
     pub reconnects: u64,
     /// Batches dropped because another consumer of the same stream moved the position.
     pub conflicts: u64,
+    /// Drift checks written to `cargo_drift`.
+    pub drift_checks: u64,
+    /// Of which alarms.
+    pub drift_alarms: u64,
     /// Ids still awaited (gaps) at the end.
     pub awaited_ids: usize,
     /// Seconds the run took.
@@ -155,11 +165,23 @@ pub fn stream_predictions(
     let mut stats = StreamStats::default();
     let mut session =
         Some(Session::open(config, predictor.classes().names()).map_err(StepError::into_error)?);
+    let mut monitor = drift_monitor(
+        config.drift.as_ref(),
+        &format!("stream {}", config.stream),
+        predictor,
+    )?;
     let mut backoff = Backoff::new(config.max_backoff);
     let mut awaited = 0;
     while !control.is_cancelled() {
         let result = match session.as_mut() {
-            Some(s) => step(s, config, predictor, model_version, &mut stats),
+            Some(s) => step(
+                s,
+                config,
+                predictor,
+                model_version,
+                &mut monitor,
+                &mut stats,
+            ),
             None => Session::open(config, predictor.classes().names()).map(|s| {
                 session = Some(s);
                 Step::Worked
@@ -196,12 +218,51 @@ pub fn stream_predictions(
     Ok(stats)
 }
 
+/// The stream's drift monitor: `None` when monitoring is off or the model has no reference
+/// sample (logged).
+pub(crate) fn drift_monitor(
+    config: Option<&MonitorConfig>,
+    name: &str,
+    predictor: &Predictor,
+) -> Result<Option<DriftMonitor>> {
+    let Some(monitor) = config else {
+        return Ok(None);
+    };
+    match predictor.reference() {
+        Some(reference) => DriftMonitor::new(reference, monitor.clone()).map(Some),
+        None => {
+            log::warn!("{name}: the model package has no drift reference sample; no drift checks");
+            Ok(None)
+        }
+    }
+}
+
+/// Feeds a batch's predicted rows to a copy of `monitor` (the copy replaces it only when the
+/// batch commits, so a retried batch is not counted twice); returns the copy and its checks.
+pub(crate) fn monitor_batch(
+    monitor: &Option<DriftMonitor>,
+    rows: &[(i32, Vec<f32>, Vec<f32>)],
+) -> Result<(Option<DriftMonitor>, Vec<DriftCheck>)> {
+    let Some(monitor) = monitor else {
+        return Ok((None, Vec::new()));
+    };
+    let mut next = monitor.clone();
+    let mut checks = Vec::new();
+    for (id, features, probabilities) in rows {
+        if let Some(check) = next.push(i64::from(*id), features, probabilities)? {
+            checks.push(check);
+        }
+    }
+    Ok((Some(next), checks))
+}
+
 /// Polls once and commits what it found.
 fn step(
     session: &mut Session,
     config: &StreamConfig,
     predictor: &Predictor,
     model_version: &str,
+    monitor: &mut Option<DriftMonitor>,
     stats: &mut StreamStats,
 ) -> std::result::Result<Step, StepError> {
     let stream = config.stream.as_str();
@@ -225,6 +286,8 @@ fn step(
     };
     let outcome =
         predict_rows(predictor, &config.data_root, &polled.rows).map_err(StepError::Fatal)?;
+    let (next_monitor, checks) =
+        monitor_batch(monitor, &outcome.monitored).map_err(StepError::Fatal)?;
     let sink = session.sink();
     let mut tx = sink.transaction().map_err(|e| classify("begin", e))?;
     write_outcomes(
@@ -234,6 +297,8 @@ fn step(
         model_version,
     )
     .map_err(|e| classify("write cargo_prediction", e))?;
+    write_drift(&mut tx, stream, &checks, model_version)
+        .map_err(|e| classify("write cargo_drift", e))?;
     // A unique violation means another consumer saved this stream's first position first.
     let saved = match save_position(&mut tx, stream, position.version, &next) {
         Ok(saved) => saved,
@@ -248,6 +313,9 @@ fn step(
     }
     tx.commit().map_err(|e| classify("commit", e))?;
     session.position = Some(next.position);
+    *monitor = next_monitor;
+    stats.drift_checks += checks.len() as u64;
+    stats.drift_alarms += checks.iter().filter(|c| c.alarm).count() as u64;
     stats.rows += polled.rows.len() as u64;
     stats.predicted += outcome.predictions.len() as u64;
     stats.errors += outcome.errors.len() as u64;

@@ -1,7 +1,9 @@
 //! Predicting from a topic of `cargo` rows in a consumer group. Each batch is predicted,
 //! written to `cargo_prediction` in one transaction (`ON CONFLICT DO NOTHING` on the source
 //! id), and only then are the offsets committed; a batch replayed after a crash or a
-//! rebalance is written again as a no-op.
+//! rebalance is written again as a no-op. Drift checks of the consumer's window (see
+//! [`crate::drift::DriftMonitor`]) go to `cargo_drift` in the same transaction, under the
+//! stream name `kafka:<topic>:<group>`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -16,9 +18,10 @@ use super::{DEFAULT_TOPIC, kafka_error, message};
 use crate::control::{Control, Detail, Progress};
 use crate::db::batch::predict_rows;
 use crate::db::connection::{Backoff, StepError, classify, open_client};
-use crate::db::sink::write_outcomes;
-use crate::db::stream::ensure_tables;
+use crate::db::sink::{write_drift, write_outcomes};
+use crate::db::stream::{drift_monitor, ensure_tables, monitor_batch};
 use crate::db::tail::SourceRow;
+use crate::drift::{DriftCheck, MonitorConfig};
 use crate::error::{Error, Result};
 use crate::predict::Predictor;
 
@@ -45,6 +48,8 @@ pub struct ConsumeConfig {
     pub max_backoff: Duration,
     /// Stop after no message arrived for this long (`None`: run until stopped).
     pub exit_after_idle: Option<Duration>,
+    /// Shift monitoring of the consumed rows (see [`crate::db::StreamConfig::drift`]).
+    pub drift: Option<MonitorConfig>,
 }
 
 impl Default for ConsumeConfig {
@@ -60,6 +65,7 @@ impl Default for ConsumeConfig {
             session_timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(10),
             exit_after_idle: None,
+            drift: Some(MonitorConfig::default()),
         }
     }
 }
@@ -75,6 +81,10 @@ pub struct ConsumeStats {
     pub errors: u64,
     /// Messages that were not `cargo` rows (skipped, reported on stderr).
     pub bad_messages: u64,
+    /// Drift checks written to `cargo_drift`.
+    pub drift_checks: u64,
+    /// Of which alarms.
+    pub drift_alarms: u64,
     /// Batches committed.
     pub batches: u64,
     /// Offset commits refused (e.g. during a rebalance; those messages are replayed).
@@ -115,6 +125,8 @@ pub fn consume_topic(
     let mut sink =
         Some(open_sink(config, predictor.classes().names()).map_err(StepError::into_error)?);
     let mut stats = ConsumeStats::default();
+    let stream = format!("kafka:{}:{}", config.topic, config.group);
+    let mut monitor = drift_monitor(config.drift.as_ref(), &stream, predictor)?;
     let mut last_message = Instant::now();
     while !control.is_cancelled() {
         let consumed_before = stats.messages;
@@ -130,13 +142,20 @@ pub fn consume_topic(
         }
         last_message = Instant::now();
         let outcome = predict_rows(predictor, &config.data_root, &rows)?;
+        let (next_monitor, checks) = monitor_batch(&monitor, &outcome.monitored)?;
+        let batch = Batch {
+            outcome: &outcome,
+            checks: &checks,
+            stream: &stream,
+            model_version,
+        };
         // Write, reconnecting as long as it takes; the offsets wait for the write.
         let mut backoff = Backoff::new(config.max_backoff);
         let written = loop {
             let result = match sink.as_mut() {
-                Some(client) => write(client, &outcome, model_version),
+                Some(client) => write(client, &batch),
                 None => open_sink(config, predictor.classes().names()).and_then(|mut client| {
-                    let written = write(&mut client, &outcome, model_version);
+                    let written = write(&mut client, &batch);
                     sink = Some(client);
                     written
                 }),
@@ -159,6 +178,9 @@ pub fn consume_topic(
         stats.predicted += written.0;
         stats.errors += written.1;
         stats.batches += 1;
+        monitor = next_monitor;
+        stats.drift_checks += checks.len() as u64;
+        stats.drift_alarms += checks.iter().filter(|c| c.alarm).count() as u64;
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             stats.failed_commits += 1;
             log::warn!(
@@ -181,19 +203,25 @@ fn open_sink(config: &ConsumeConfig, classes: &[String]) -> std::result::Result<
     Ok(client)
 }
 
-fn write(
-    client: &mut Client,
-    outcome: &crate::db::BatchOutcome,
-    model_version: &str,
-) -> std::result::Result<(u64, u64), StepError> {
+/// What one batch writes.
+struct Batch<'a> {
+    outcome: &'a crate::db::BatchOutcome,
+    checks: &'a [DriftCheck],
+    stream: &'a str,
+    model_version: &'a str,
+}
+
+fn write(client: &mut Client, batch: &Batch<'_>) -> std::result::Result<(u64, u64), StepError> {
     let mut tx = client.transaction().map_err(|e| classify("begin", e))?;
     let written = write_outcomes(
         &mut tx,
-        &outcome.predictions,
-        &outcome.errors,
-        model_version,
+        &batch.outcome.predictions,
+        &batch.outcome.errors,
+        batch.model_version,
     )
     .map_err(|e| classify("write cargo_prediction", e))?;
+    write_drift(&mut tx, batch.stream, batch.checks, batch.model_version)
+        .map_err(|e| classify("write cargo_drift", e))?;
     tx.commit().map_err(|e| classify("commit", e))?;
     Ok(written)
 }

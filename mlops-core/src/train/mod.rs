@@ -17,9 +17,11 @@ use serde::{Deserialize, Serialize};
 use crate::backend::ComputeBackend;
 use crate::control::Control;
 use crate::dataset::{ClassMap, Manifest};
+use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
 use crate::infer::{FeatureEngine, FeatureExtractor};
 use crate::model::{Backbone, Classifier};
+use crate::predict::{LinearHead, head_probabilities};
 use crate::vision::Preprocess;
 
 mod evaluate;
@@ -75,7 +77,33 @@ pub struct TrainConfig {
     /// A local setting: not stored in packages or results.
     #[serde(skip)]
     pub feature_cache: Option<PathBuf>,
+    /// Rows kept (seeded subsample) as the model's drift reference: their backbone features
+    /// and softmax outputs, stored in the package (frozen mode; 0 keeps none).
+    pub reference_rows: usize,
+    /// Which rows the drift reference comes from: the test set (default: rows the head was
+    /// not fitted on, like live rows) or the training set.
+    pub reference_source: ReferenceSource,
 }
+
+/// Which rows a model's drift reference sample comes from.
+///
+/// The test set is the default: softmax outputs on the rows a head was fitted on are more
+/// confident than on new rows, and a training split can differ from later data in ways that
+/// do not matter (the demo cuts training and test patches from different parts of each
+/// photo; against a training-row reference, held-out monday windows of 50 rows alarm in
+/// about a third of checks, see docs/drift.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReferenceSource {
+    /// The test set (the training set when the test set is empty).
+    Test,
+    /// The training set.
+    Train,
+}
+
+crate::names::named_enum!(ReferenceSource, "reference_source", {
+    Test => "test",
+    Train => "train",
+});
 
 impl Default for TrainConfig {
     fn default() -> Self {
@@ -90,6 +118,8 @@ impl Default for TrainConfig {
             backend: ComputeBackend::Flex,
             feature_engine: FeatureEngine::Fast,
             feature_cache: None,
+            reference_rows: 1000,
+            reference_source: ReferenceSource::Test,
         }
     }
 }
@@ -192,6 +222,34 @@ pub struct TrainOutcome {
     pub feature_seconds: f64,
     /// Seconds spent in the epochs.
     pub train_seconds: f64,
+    /// The drift reference: a seeded subsample of the training rows' features and softmax
+    /// outputs ([`TrainConfig::reference_rows`]; frozen mode only, `None` after fine-tuning).
+    pub reference: Option<ReferenceSample>,
+}
+
+/// The drift reference of a frozen-backbone model: a seeded subsample of `features` (test or
+/// training rows) with the trained head's softmax outputs.
+fn reference_sample(
+    model: &Classifier,
+    features: &[f32],
+    classes: usize,
+    config: &TrainConfig,
+) -> Result<Option<ReferenceSample>> {
+    if config.reference_rows == 0 {
+        return Ok(None);
+    }
+    let head = LinearHead::new(&model.head)?;
+    let dim = head.inputs();
+    let probabilities = head_probabilities(&head, features);
+    ReferenceSample::subsample(
+        features,
+        &probabilities,
+        dim,
+        classes,
+        config.reference_rows,
+        config.seed,
+    )
+    .map(Some)
 }
 
 fn check_targets(manifest: &Manifest, classes: &ClassMap) -> Result<()> {
@@ -267,6 +325,11 @@ pub fn train(
                 classes.len(),
                 &device,
             )?;
+            let source = match config.reference_source {
+                ReferenceSource::Test if !test_features.is_empty() => &test_features,
+                _ => &train_features,
+            };
+            let reference = reference_sample(&model, source, classes.len(), config)?;
             Ok(TrainOutcome {
                 model,
                 history,
@@ -274,6 +337,7 @@ pub fn train(
                 skipped,
                 feature_seconds,
                 train_seconds,
+                reference,
             })
         }
         TrainMode::FineTune => {
@@ -300,6 +364,7 @@ pub fn train(
                 skipped,
                 feature_seconds: 0.0,
                 train_seconds: started.elapsed().as_secs_f64(),
+                reference: None,
             })
         }
     }

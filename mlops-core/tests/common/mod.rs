@@ -159,6 +159,31 @@ pub fn small_cnn_package(seed: u64) -> mlops_core::artifact::ModelPackage {
         .0
 }
 
+/// A drift reference sample of `predictor`'s own features and outputs on `paths` (all
+/// readable).
+pub fn reference_of(
+    predictor: &mlops_core::predict::Predictor,
+    paths: &[std::path::PathBuf],
+) -> mlops_core::drift::ReferenceSample {
+    let (mut features, mut probabilities) = (Vec::new(), Vec::new());
+    for r in predictor.predict_paths_with_features(paths).unwrap() {
+        let (p, f) = r.unwrap();
+        features.extend(f);
+        probabilities.extend(p.probabilities);
+    }
+    let dim = features.len() / paths.len();
+    let classes = predictor.classes().len();
+    mlops_core::drift::ReferenceSample::subsample(
+        &features,
+        &probabilities,
+        dim,
+        classes,
+        1000,
+        2022,
+    )
+    .unwrap()
+}
+
 /// [`small_cnn_package`] ready to predict on the flex backend.
 pub fn small_cnn_predictor(seed: u64) -> mlops_core::predict::Predictor {
     mlops_core::predict::Predictor::from_package(

@@ -95,6 +95,16 @@ class Model:
             batch = batch[..., None]
         return self._native.predict_array(batch)
 
+    def predict_embed(self, images: np.ndarray) -> tuple:
+        """Like :meth:`predict`, also returning the backbone features:
+        ``(targets, probabilities, features)`` (features N x D float32, the head's input)."""
+        batch = np.ascontiguousarray(images, dtype=np.uint8)
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.ndim == 3 + 1 and batch.shape[-1] not in (1, 2, 3, 4):
+            batch = batch[..., None]
+        return self._native.predict_embed_array(batch)
+
     def embed_paths(self, paths: Sequence[PathLike]) -> np.ndarray:
         """Backbone features (N x D float32) of image files: the replay strategies' input."""
         return self._native.embed_paths([Path(p) for p in paths])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
@@ -28,6 +28,14 @@ def _callback(progress: Optional[Progress]) -> Optional[Callable[[str], None]]:
     return lambda text: progress(json.loads(text))
 
 
+def _drift(drift: Union[bool, Dict[str, Any]]) -> Optional[str]:
+    if drift is True:
+        return "{}"
+    if drift is False or drift is None:
+        return None
+    return json.dumps(drift)
+
+
 def stream(
     model: Model,
     url: Optional[str],
@@ -38,14 +46,21 @@ def stream(
     name: str = "cargo_prediction",
     until_idle: bool = True,
     progress: Optional[Progress] = None,
+    drift: Union[bool, Dict[str, Any]] = True,
 ) -> Dict[str, Any]:
     """Predicts new ``cargo`` rows into ``cargo_prediction`` exactly once; returns the run's
     counters. With ``until_idle`` it stops once caught up, otherwise it follows the table until
     Ctrl-C (KeyboardInterrupt, after the batch in hand is committed). ``progress`` is called
     with the counters after every batch. Rows with missing or unreadable images go to
-    ``cargo_prediction_error``."""
+    ``cargo_prediction_error``.
+
+    ``drift`` watches for a shift (when the model package has a reference sample): ``True``
+    uses the defaults (class-conditional MMD, a 50-row window checked every 25 rows, alpha
+    0.01, an alarm after two checks in a row), a dict overrides them (``window``, ``every``,
+    ``consecutive``, ``by_class``, ``options``: ``{"method", "alpha", ...}``), ``False`` turns
+    it off. Each check is a ``cargo_drift`` row committed with its batch."""
     text = _rs.stream_predictions(
-        model._native, url, Path(data_root), sink_url, batch_size, name, until_idle, _callback(progress)
+        model._native, url, Path(data_root), sink_url, batch_size, name, until_idle, _callback(progress), _drift(drift)
     )
     return json.loads(text)
 
@@ -74,11 +89,22 @@ def kafka_consume(
     batch_size: int = 64,
     idle_seconds: Optional[float] = 10.0,
     session_timeout_seconds: float = 10.0,
+    drift: Union[bool, Dict[str, Any]] = True,
 ) -> Dict[str, Any]:
     """Predicts a topic's rows into ``cargo_prediction`` as one consumer of ``group`` (start
     several to split the partitions); writes are idempotent by source id. Stops after
-    ``idle_seconds`` without messages (``None``: until Ctrl-C); returns the counters."""
+    ``idle_seconds`` without messages (``None``: until Ctrl-C); returns the counters. ``drift``
+    as for :func:`stream` (checks go to ``cargo_drift`` as stream ``kafka:<topic>:<group>``)."""
     text = _rs.kafka_consume(
-        model._native, url, brokers, Path(data_root), topic, group, batch_size, idle_seconds, session_timeout_seconds
+        model._native,
+        url,
+        brokers,
+        Path(data_root),
+        topic,
+        group,
+        batch_size,
+        idle_seconds,
+        session_timeout_seconds,
+        _drift(drift),
     )
     return json.loads(text)
