@@ -126,7 +126,16 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
         .unwrap();
     rdkafka::producer::Producer::flush(&producer, Duration::from_secs(10)).unwrap();
 
+    // With a reference sample of its own outputs on monday's images, so drift checks run.
+    let monday = Manifest::read(&demo_data().join("monday.jsonl")).unwrap();
+    let paths: Vec<_> = monday
+        .samples
+        .iter()
+        .map(|s| demo_data().join("monday").join(&s.image_path))
+        .collect();
     let predictor = common::small_cnn_predictor(5);
+    let reference = common::reference_of(&predictor, &paths);
+    let predictor = predictor.with_reference(Some(reference));
     let config = ConsumeConfig {
         brokers: brokers(),
         topic: topic.to_string(),
@@ -160,6 +169,16 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
         .unwrap();
     let got: (i64, i64, i32, i32) = (row.get(0), row.get(1), row.get(2), row.get(3));
     assert_eq!(got, (2000, 2000, 1, 2000));
+    // Each consumer checks its own rows' window; every check is one cargo_drift row.
+    let checks: i64 = client
+        .query_one(
+            "SELECT count(*) FROM cargo_drift WHERE stream = 'kafka:consume-test:predict-test' AND window_rows = 50",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(a.drift_checks > 0 && b.drift_checks > 0, "{a:?} {b:?}");
+    assert_eq!(checks as u64, a.drift_checks + b.drift_checks);
 
     // Replaying the topic from the start (a new group) writes nothing new.
     let replay = ConsumeConfig {

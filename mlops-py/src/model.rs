@@ -48,7 +48,8 @@ impl Model {
             metadata.preprocess,
             backend.device(),
             engine,
-        )?;
+        )?
+        .with_reference(package.reference.clone());
         Ok(Model {
             predictor,
             metadata,
@@ -167,6 +168,26 @@ impl Model {
             probs.into_pyarray(py),
             features.into_pyarray(py),
         ))
+    }
+
+    /// The package's drift reference sample: (features N x D, probabilities N x K), or None.
+    fn reference_arrays<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> BindingResult<Option<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)>> {
+        let Some(reference) = &self.package.reference else {
+            return Ok(None);
+        };
+        let matrix = |e: &mlops_core::Embeddings| {
+            Array2::from_shape_vec((e.len(), e.dim()), e.as_slice().to_vec())
+                .map_err(|err| shape_error(&err))
+        };
+        let features = matrix(reference.features())?;
+        let probabilities = matrix(reference.probabilities())?;
+        Ok(Some((
+            features.into_pyarray(py),
+            probabilities.into_pyarray(py),
+        )))
     }
 
     /// Backbone features of image files (N x D), in order; unreadable files fail the call.

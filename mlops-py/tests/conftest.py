@@ -103,3 +103,10 @@ def fresh_db(name: str) -> str:
     for sql in (f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}"):
         subprocess.run([str(bins[-1]), url, "-X", "-q", "-c", sql], check=True, capture_output=True)
     return url.rsplit("/", 1)[0] + "/" + name
+
+
+def query_value(url: str, sql: str) -> str:
+    """The single value `sql` returns on the database at `url` (through psql)."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"))
+    out = subprocess.run([str(bins[-1]), url, "-X", "-q", "-A", "-t", "-c", sql], check=True, capture_output=True, text=True)
+    return out.stdout.strip()

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import mlops
-from conftest import CLASSES, fresh_db
+from conftest import CLASSES, fresh_db, query_value
 
 # Every test here waits on threads, signals or servers: none may hang the suite.
 pytestmark = pytest.mark.timeout(300)
@@ -181,3 +181,33 @@ def test_shift_experiment_stops_on_ctrl_c(demo):
         )
     timer.cancel()
     assert time.perf_counter() - started < 30, "the experiment did not stop soon after Ctrl-C"
+
+
+def test_a_frozen_model_keeps_its_reference_and_the_stream_checks_for_drift(demo, tmp_path):
+    train = mlops.Manifest.read(demo / "monday_train.jsonl")
+    test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    model = mlops.train(
+        demo / "monday",
+        mlops.Manifest(train.samples[::8]),
+        test,
+        CLASSES,
+        backbone="small_cnn",
+        epochs=2,
+        preprocess={"size": 32},
+    ).model
+    features, probabilities = model.reference
+    assert features.shape[0] == probabilities.shape[0] == len(test)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    model.save(tmp_path / "pkg")
+    loaded = mlops.Model.load(tmp_path / "pkg")
+    np.testing.assert_array_equal(loaded.reference[0], features)
+
+    url = fresh_db("py_drift")
+    mlops.generate(url, [test], drop=True)
+    stats = mlops.stream(loaded, url, demo / "monday", name="drift", drift={"window": 20, "every": 10})
+    # 200 rows: the first check at row 20, then every 10.
+    assert stats["drift_checks"] == (200 - 20) // 10 + 1, stats
+    written = query_value(url, "SELECT count(*) FROM cargo_drift WHERE stream = 'drift' AND window_rows = 20")
+    assert int(written) == stats["drift_checks"]
+    with pytest.raises(mlops.InvalidParameterError, match="drift"):
+        mlops.stream(loaded, url, demo / "monday", name="bad", drift={"window": "fifty"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -94,6 +94,13 @@ class Model:
         if batch.ndim == 3 + 1 and batch.shape[-1] not in (1, 2, 3, 4):
             batch = batch[..., None]
         return self._native.predict_array(batch)
+
+    @property
+    def reference(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+        """The drift reference sample stored in the package: ``(features, probabilities)``
+        (N x D and N x K float32; rows of the test set, seeded subsample), or ``None`` for
+        packages without one (fine-tuned models, older packages)."""
+        return self._native.reference_arrays()
 
     def predict_embed(self, images: np.ndarray) -> tuple:
         """Like :meth:`predict`, also returning the backbone features:
