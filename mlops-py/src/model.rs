@@ -20,6 +20,8 @@ type PathOutcome = (Option<u32>, Option<Vec<f32>>, Option<String>);
 
 /// Predicted class ids and probabilities (N x K).
 type Predicted<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray2<f32>>);
+/// Two float matrices (features and probabilities).
+type Matrices<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
 /// Class ids, probabilities and backbone features.
 type PredictedWithFeatures<'py> = (
     Bound<'py, PyArray1<u32>>,
@@ -174,7 +176,7 @@ impl Model {
     fn reference_arrays<'py>(
         &self,
         py: Python<'py>,
-    ) -> BindingResult<Option<(Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>)>> {
+    ) -> BindingResult<Option<Matrices<'py>>> {
         let Some(reference) = &self.package.reference else {
             return Ok(None);
         };
