@@ -91,9 +91,13 @@ bench-drift: py-test bench-torch-venv wheels build-tools
 	  --train-per-class 160 --test-per-class 200
 	.venv-torch/bin/pip install --quiet evidently==0.7.23 alibi-detect==0.13.0
 	$(PY) benches/drift_eval.py
+	$(PY) benches/drift_calibration.py
 	.venv-torch/bin/python benches/drift_peers.py
 	$(PY) benches/drift_report.py > target/drift-eval/report.md
-	cat target/drift-eval/report.md
+	.venv-torch/bin/python benches/drift_peers.py --conditions "no shift (random)" --windows 10 \
+	  --sizes 20,100 --output peers-quiet.json
+	$(PY) benches/drift_speed.py > target/drift-eval/speed.md
+	cat target/drift-eval/report.md target/drift-eval/speed.md
 
 bench-stream: demo-data
 	$(CARGO) build $(PROFILE) --example generate --example stream

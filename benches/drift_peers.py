@@ -57,6 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path("target/drift-eval"))
     parser.add_argument("--windows", type=int, default=20)
+    parser.add_argument("--output", default="peers.json", help="file name under --dir")
     parser.add_argument("--sizes", default="10,20,50,100")
     parser.add_argument(
         "--conditions",
@@ -112,8 +113,8 @@ def main() -> None:
         "windows_per_cell": args.windows,
         "peers": results,
     }
-    (args.dir / "peers.json").write_text(json.dumps(out, indent=1))
-    print(f"wrote {args.dir / 'peers.json'}")
+    (args.dir / args.output).write_text(json.dumps(out, indent=1))
+    print(f"wrote {args.dir / args.output}")
 
 
 if __name__ == "__main__":

@@ -173,10 +173,7 @@ impl Model {
     }
 
     /// The package's drift reference sample: (features N x D, probabilities N x K), or None.
-    fn reference_arrays<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> BindingResult<Option<Matrices<'py>>> {
+    fn reference_arrays<'py>(&self, py: Python<'py>) -> BindingResult<Option<Matrices<'py>>> {
         let Some(reference) = &self.package.reference else {
             return Ok(None);
         };
