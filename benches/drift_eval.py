@@ -180,7 +180,7 @@ def main() -> None:
     test_m = mlops.Manifest.read(args.data / "monday_test.jsonl")
     classes = sorted({s.image_path.split("/")[0] for s in train_m})
     package = args.out / "model"
-    if (package / "model.zip").exists() or any(package.glob("*")):
+    if (package / "metadata.json").exists():
         model = mlops.Model.load(package)
     else:
         model = mlops.train(root, train_m, test_m, classes, weights=args.wheels, seed=SEED).model

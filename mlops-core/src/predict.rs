@@ -372,11 +372,6 @@ impl Predictor {
         Ok(out)
     }
 
-    /// Class probabilities (softmax of the head) of backbone feature rows, row-major.
-    pub fn head_probabilities(&self, features: &[f32]) -> Vec<f32> {
-        head_probabilities(&self.head, features)
-    }
-
     /// Predicts the images of a manifest relative to `root`, in order.
     pub fn predict_manifest(
         &self,

@@ -7,7 +7,7 @@ use mlops_core::{
     ClassMap, ComputeBackend, FeatureEngine, ImageSet, ModelPackage, PackageInfo, PackageMetadata,
     Predictor, TrainConfig,
 };
-use numpy::ndarray::Array2;
+use numpy::ndarray::{Array2, Array4};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray4};
 use pyo3::prelude::*;
 
@@ -38,6 +38,30 @@ pub(crate) struct Model {
 }
 
 impl Model {
+    /// Class ids, probabilities (N x K) and backbone features (N x D) of an NxHxWxC batch
+    /// (one pass: the features are what the probabilities were computed from).
+    fn predict_batch(
+        &self,
+        batch: &Array4<u8>,
+    ) -> BindingResult<(Vec<u32>, Array2<f32>, Array2<f32>)> {
+        let mut images = Vec::with_capacity(batch.shape()[0]);
+        for item in batch.outer_iter() {
+            images.push(array_to_image(&item.to_owned().into_dyn())?);
+        }
+        let (predictions, features) = self.predictor.predict_images_with_features(&images)?;
+        let n = predictions.len();
+        let k = self.metadata.classes.len();
+        let ids: Vec<u32> = predictions.iter().map(|p| p.class_id).collect();
+        let flat: Vec<f32> = predictions
+            .into_iter()
+            .flat_map(|p| p.probabilities)
+            .collect();
+        let probs = Array2::from_shape_vec((n, k), flat).map_err(|e| shape_error(&e))?;
+        let dim = self.predictor.extractor().dim();
+        let features = Array2::from_shape_vec((n, dim), features).map_err(|e| shape_error(&e))?;
+        Ok((ids, probs, features))
+    }
+
     fn from_package(
         package: ModelPackage,
         backend: ComputeBackend,
@@ -119,22 +143,7 @@ impl Model {
         batch: PyReadonlyArray4<'py, u8>,
     ) -> BindingResult<Predicted<'py>> {
         let batch = batch.as_array().to_owned();
-        let (ids, probs) = heavy(py, || -> BindingResult<_> {
-            let mut images = Vec::with_capacity(batch.shape()[0]);
-            for item in batch.outer_iter() {
-                images.push(array_to_image(&item.to_owned().into_dyn())?);
-            }
-            let predictions = self.predictor.predict_images(&images)?;
-            let k = self.metadata.classes.len();
-            let ids: Vec<u32> = predictions.iter().map(|p| p.class_id).collect();
-            let flat: Vec<f32> = predictions
-                .into_iter()
-                .flat_map(|p| p.probabilities)
-                .collect();
-            let probs =
-                Array2::from_shape_vec((ids.len(), k), flat).map_err(|e| shape_error(&e))?;
-            Ok((ids, probs))
-        })?;
+        let (ids, probs, _) = heavy(py, || self.predict_batch(&batch))?;
         Ok((ids.into_pyarray(py), probs.into_pyarray(py)))
     }
 
@@ -146,25 +155,7 @@ impl Model {
         batch: PyReadonlyArray4<'py, u8>,
     ) -> BindingResult<PredictedWithFeatures<'py>> {
         let batch = batch.as_array().to_owned();
-        let (ids, probs, features) = heavy(py, || -> BindingResult<_> {
-            let mut images = Vec::with_capacity(batch.shape()[0]);
-            for item in batch.outer_iter() {
-                images.push(array_to_image(&item.to_owned().into_dyn())?);
-            }
-            let (predictions, features) = self.predictor.predict_images_with_features(&images)?;
-            let n = predictions.len();
-            let k = self.metadata.classes.len();
-            let ids: Vec<u32> = predictions.iter().map(|p| p.class_id).collect();
-            let flat: Vec<f32> = predictions
-                .into_iter()
-                .flat_map(|p| p.probabilities)
-                .collect();
-            let probs = Array2::from_shape_vec((n, k), flat).map_err(|e| shape_error(&e))?;
-            let dim = features.len().checked_div(n).unwrap_or(0);
-            let features =
-                Array2::from_shape_vec((n, dim), features).map_err(|e| shape_error(&e))?;
-            Ok((ids, probs, features))
-        })?;
+        let (ids, probs, features) = heavy(py, || self.predict_batch(&batch))?;
         Ok((
             ids.into_pyarray(py),
             probs.into_pyarray(py),

@@ -166,9 +166,19 @@ pub(crate) fn get_checked(uri: &str, info: &WeightsInfo) -> Result<Vec<u8>> {
 /// Reads one object named by the metadata and checks its SHA-256; writes nothing.
 pub(crate) async fn get_checked_async(uri: &str, info: &WeightsInfo) -> Result<Vec<u8>> {
     let (store, prefix) = open(uri, Access::Read)?;
+    read_checked(store.as_ref(), &prefix, uri, info).await
+}
+
+/// The object `info` names under `prefix`, refused when its SHA-256 differs.
+async fn read_checked(
+    store: &dyn ObjectStore,
+    prefix: &StorePath,
+    uri: &str,
+    info: &WeightsInfo,
+) -> Result<Vec<u8>> {
     let object = &info.object;
     let bytes = store
-        .get(&child(&prefix, object))
+        .get(&child(prefix, object))
         .await
         .map_err(|e| object_error(uri, object, e))?
         .bytes()
@@ -214,25 +224,7 @@ pub async fn load_parts_async(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
     check_format(uri, &value)?;
     let metadata: PackageMetadata = serde_json::from_value(value)
         .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
-    let object = &metadata.weights.object;
-    let weights = store
-        .get(&child(&prefix, object))
-        .await
-        .map_err(|e| object_error(uri, object, e))?
-        .bytes()
-        .await
-        .map_err(|e| object_error(uri, object, e))?
-        .to_vec();
-    let sha = sha256_hex(&weights);
-    if sha != metadata.weights.sha256 {
-        return Err(store_error(
-            uri,
-            format!(
-                "{object} is corrupted: sha256 {sha}, expected {}",
-                metadata.weights.sha256
-            ),
-        ));
-    }
+    let weights = read_checked(store.as_ref(), &prefix, uri, &metadata.weights).await?;
     Ok((metadata, weights))
 }
 

@@ -59,10 +59,7 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
     assert!(a.cols == b.rows && a.in_bounds() && b.in_bounds());
     let (m, n, k) = (a.rows, b.cols, a.cols);
     let mut out = vec![0f32; m * n];
-    if m == 0 || n == 0 {
-        return out;
-    }
-    if k == 0 {
+    if m == 0 || n == 0 || k == 0 {
         return out;
     }
     out.par_chunks_mut(ROW_BLOCK * n)

@@ -376,7 +376,7 @@ impl DriftDetector {
                         )
                     })?;
                 let used = labels.map_or(n, |labels| {
-                    labels.iter().filter(|l| mmd_has_label(mmd, **l)).count()
+                    labels.iter().filter(|l| mmd.has_stratum(**l)).count()
                 });
                 (outcome.statistic, outcome.p_value, used)
             }
@@ -456,10 +456,6 @@ fn split_projection(
     let projection = pca::Pca::fit(&fit_data, fit_rows, dim, options.components, options.seed);
     let kept = gather(&order[fit_rows..]);
     (projection, rows - fit_rows, kept)
-}
-
-fn mmd_has_label(mmd: &mmd::Mmd, label: u32) -> bool {
-    mmd.has_stratum(label)
 }
 
 /// BBSD's inputs must be probabilities.

@@ -1,7 +1,7 @@
 //! What a live stream needs to watch for a shift: the model's reference sample (stored in its
 //! package) and a sliding window checked every few rows.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -224,6 +224,8 @@ pub struct DriftMonitor {
     since_check: usize,
     /// Checks in a row so far with a p-value below alpha.
     below: usize,
+    /// The reference's predicted classes when windows are compared within classes.
+    reference_classes: Option<BTreeSet<u32>>,
 }
 
 impl DriftMonitor {
@@ -249,12 +251,14 @@ impl DriftMonitor {
         } else {
             DriftDetector::fit(rows, config.options.clone())?
         };
+        let reference_classes = by_class.then(|| reference.predicted().iter().copied().collect());
         Ok(DriftMonitor {
             config,
             detector: Arc::new(detector),
             rows: VecDeque::new(),
             since_check: 0,
             below: 0,
+            reference_classes,
         })
     }
 
@@ -298,20 +302,16 @@ impl DriftMonitor {
         self.since_check = 0;
         let data: Vec<f32> = self.rows.iter().flat_map(|r| r.1.iter().copied()).collect();
         let window = Embeddings::named("window", data, self.detector.dim())?;
-        let labels: Vec<u32> = self.rows.iter().map(|r| r.2).collect();
-        let result = if self.config.by_class && self.config.options.method == Method::Mmd {
-            self.detector.check_with_labels(&window, &labels)
-        } else {
-            self.detector.check(&window)
-        };
-        // A window whose every class is missing from the reference cannot be compared.
-        let result = match result {
-            Ok(r) => r,
-            Err(Error::InvalidParameter {
-                name: "window_labels",
-                ..
-            }) => return Ok(None),
-            Err(e) => return Err(e),
+        let result = match &self.reference_classes {
+            Some(classes) => {
+                let labels: Vec<u32> = self.rows.iter().map(|r| r.2).collect();
+                // A window whose every class is missing from the reference cannot be compared.
+                if !labels.iter().any(|l| classes.contains(l)) {
+                    return Ok(None);
+                }
+                self.detector.check_with_labels(&window, &labels)?
+            }
+            None => self.detector.check(&window)?,
         };
         self.below = if result.drift { self.below + 1 } else { 0 };
         Ok(Some(DriftCheck {

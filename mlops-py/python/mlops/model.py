@@ -37,6 +37,16 @@ def _uri(location: Union[str, PathLike]) -> str:
     return str(Path(text).expanduser().absolute())
 
 
+def _batch(images: np.ndarray) -> np.ndarray:
+    """A contiguous uint8 NxHxWxC batch from one HxWxC image or a batch (grey NxHxW gets C=1)."""
+    batch = np.ascontiguousarray(images, dtype=np.uint8)
+    if batch.ndim == 3:
+        batch = batch[None]
+    if batch.ndim == 3 + 1 and batch.shape[-1] not in (1, 2, 3, 4):
+        batch = batch[..., None]
+    return batch
+
+
 @dataclass
 class PathPrediction:
     """The prediction for one file, or the error that prevented it."""
@@ -88,12 +98,7 @@ class Model:
 
     def predict(self, images: np.ndarray) -> tuple:
         """Predicts a ``uint8`` batch (NxHxWxC, or one HxWxC image): ``(targets, probabilities)``."""
-        batch = np.ascontiguousarray(images, dtype=np.uint8)
-        if batch.ndim == 3:
-            batch = batch[None]
-        if batch.ndim == 3 + 1 and batch.shape[-1] not in (1, 2, 3, 4):
-            batch = batch[..., None]
-        return self._native.predict_array(batch)
+        return self._native.predict_array(_batch(images))
 
     @property
     def reference(self) -> Optional[Tuple[np.ndarray, np.ndarray]]:
@@ -105,12 +110,7 @@ class Model:
     def predict_embed(self, images: np.ndarray) -> tuple:
         """Like :meth:`predict`, also returning the backbone features:
         ``(targets, probabilities, features)`` (features N x D float32, the head's input)."""
-        batch = np.ascontiguousarray(images, dtype=np.uint8)
-        if batch.ndim == 3:
-            batch = batch[None]
-        if batch.ndim == 3 + 1 and batch.shape[-1] not in (1, 2, 3, 4):
-            batch = batch[..., None]
-        return self._native.predict_embed_array(batch)
+        return self._native.predict_embed_array(_batch(images))
 
     def embed_paths(self, paths: Sequence[PathLike]) -> np.ndarray:
         """Backbone features (N x D float32) of image files: the replay strategies' input."""
