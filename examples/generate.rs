@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use mlops_core::dataset::{Manifest, Sample};
-use mlops_core::db::{bulk_load, connect, create_table, insert_row, trickle};
+use mlops_core::db::{bulk_load, connect, create_table, insert_row, trickle, trickle_in_order};
 
 /// Fill the `cargo` table from manifests, then trickle rows.
 #[derive(Parser, Debug)]
@@ -37,6 +37,10 @@ struct Args {
     /// Seed of the trickled rows' sampling.
     #[arg(long, default_value_t = 2022)]
     seed: u64,
+    /// After the bulk load, insert this manifest's rows in order at --rate (instead of
+    /// sampling the bulk-loaded rows), like a day's data arriving live.
+    #[arg(long)]
+    in_order: Option<PathBuf>,
     /// Also time N row-at-a-time inserts (one commit each, the original's way) against COPY.
     #[arg(long)]
     compare_row_at_a_time: Option<usize>,
@@ -70,7 +74,17 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             n as f64 / s
         );
     }
-    if args.rate > 0.0 {
+    if let Some(path) = &args.in_order {
+        let rows = Manifest::read(path)?;
+        let rate = if args.rate > 0.0 { args.rate } else { 10.0 };
+        eprintln!(
+            "inserting {} rows of {} in order, {rate} rows/s",
+            rows.len(),
+            path.display()
+        );
+        let n = trickle_in_order(&mut client, &rows, rate, &mlops_core::Control::new())?;
+        eprintln!("inserted {n} rows");
+    } else if args.rate > 0.0 {
         eprintln!("trickling {} rows/s", args.rate);
         let n = trickle(
             &mut client,

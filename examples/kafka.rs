@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mlops_core::ComputeBackend;
+use mlops_core::adapt::{ChampionWatch, Registry};
 use mlops_core::kafka::{
     ConsumeConfig, DEFAULT_TOPIC, PublishConfig, consume_topic, ensure_topic, publish_rows,
 };
@@ -74,6 +75,10 @@ enum Command {
         /// Compute backend: flex or ndarray.
         #[arg(long, default_value = "flex")]
         backend: String,
+        /// Hot swap: serve this registry's champion (see the `adapt` example), swapping
+        /// between batches when it moves.
+        #[arg(long)]
+        champion: Option<String>,
     },
 }
 
@@ -106,6 +111,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             batch_size,
             idle_s,
             backend,
+            champion,
         } => {
             let predictor = Predictor::load(package, backend.parse::<ComputeBackend>()?)?;
             let (metadata, _) = mlops_core::artifact::load_parts(package)?;
@@ -117,6 +123,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 data_root: data_root.clone(),
                 batch_size: *batch_size,
                 exit_after_idle: args.until_idle.then(|| Duration::from_secs(*idle_s)),
+                champion: champion
+                    .as_ref()
+                    .map(|uri| ChampionWatch::new(Registry::new(uri.as_str()))),
                 ..ConsumeConfig::default()
             };
             let stats = consume_topic(&config, &predictor, metadata.version(), &stop)?;

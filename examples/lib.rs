@@ -152,13 +152,13 @@ pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::E
     }
 }
 
-/// Prints the library's diagnostics (the `log` facade, warnings and errors) on standard
-/// error, as `level target: message`.
+/// Prints the library's diagnostics (the `log` facade; warnings and errors, or down to the
+/// level in `MLOPS_LOG`: `info`, `debug`) on standard error, as `level target: message`.
 pub fn init_logging() {
     struct Stderr;
     impl log::Log for Stderr {
         fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-            metadata.level() <= log::Level::Warn
+            metadata.level() <= log::max_level()
         }
         fn log(&self, record: &log::Record<'_>) {
             if self.enabled(record.metadata()) {
@@ -169,6 +169,10 @@ pub fn init_logging() {
     }
     static LOGGER: Stderr = Stderr;
     if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(log::LevelFilter::Warn);
+        let level = std::env::var("MLOPS_LOG")
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .unwrap_or(log::LevelFilter::Warn);
+        log::set_max_level(level);
     }
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mlops_core::ComputeBackend;
+use mlops_core::adapt::{ChampionWatch, Registry};
 use mlops_core::db::{StreamConfig, connect, stream_predictions};
 use mlops_core::drift::{DriftOptions, MonitorConfig};
 use mlops_core::infer::FeatureEngine;
@@ -81,6 +82,13 @@ struct Args {
     /// Drift monitoring: significance level of each check.
     #[arg(long, default_value_t = 0.01)]
     drift_alpha: f64,
+    /// Hot swap: serve this registry's champion (see `adapt`), swapping between batches when
+    /// it moves; `--package` serves until the pointer is first read.
+    #[arg(long)]
+    champion: Option<String>,
+    /// Hot swap: milliseconds between looks at the champion pointer.
+    #[arg(long, default_value_t = 1000)]
+    champion_ms: u64,
 }
 
 /// The monitor the options ask for (`None` when off).
@@ -113,6 +121,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         gap_grace: Duration::from_secs(args.gap_grace_s),
         exit_when_idle: args.until_idle,
         drift: drift_config(args)?,
+        champion: args.champion.as_ref().map(|uri| ChampionWatch {
+            registry: Registry::new(uri.as_str()),
+            interval: Duration::from_millis(args.champion_ms),
+        }),
         ..StreamConfig::default()
     };
     if let Some(n) = args.compare {

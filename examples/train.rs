@@ -191,6 +191,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             sha256_hex(test_manifest.to_jsonl().as_bytes()),
         ],
         reference: outcome.reference.clone(),
+        lineage: None,
     };
     let (package, _) = ModelPackage::new(outcome.model, classes, config.preprocess, info)?;
     package.save(&args.out)?;

@@ -23,6 +23,7 @@
 //! | predictions from a model | [`predict`] | `train` |
 //! | embeddings of images for selection | [`embed`] | `train` |
 //! | the monday -> tuesday replay experiment | [`experiment`] | `train` |
+//! | the closed loop: adapt with replay, promote a champion, hot-swap it | [`adapt`](mod@adapt) | `train` |
 //! | its charts | [`report`] | `charts` |
 //! | the PostgreSQL generator and exactly-once streaming predictor | [`db`] | `postgres` |
 //! | Kafka publisher and consumer group | [`kafka`] | `kafka` |
@@ -155,6 +156,8 @@
 )]
 
 #[cfg(feature = "train")]
+pub mod adapt;
+#[cfg(feature = "train")]
 pub mod artifact;
 #[cfg(feature = "train")]
 pub mod backend;
@@ -199,6 +202,8 @@ pub use drift::{DriftDetector, DriftOptions, DriftResult};
 pub use error::{Error, Result};
 pub use select::{Budget, Distance, Embeddings, Selection, Strategy, select};
 
+#[cfg(feature = "train")]
+pub use adapt::{AdaptConfig, AdaptData, Adaptation, PromotionPolicy, Registry, adapt, promote};
 #[cfg(feature = "train")]
 pub use artifact::{ModelPackage, PackageInfo, PackageMetadata, list_packages};
 #[cfg(feature = "train")]

@@ -7,7 +7,7 @@ use image::DynamicImage;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::ModelPackage;
+use crate::artifact::{ModelPackage, PackageMetadata};
 use crate::backend::ComputeBackend;
 use crate::dataset::ClassMap;
 use crate::drift::ReferenceSample;
@@ -45,6 +45,8 @@ pub struct Predictor {
     preprocess: Preprocess,
     /// The package's drift reference sample, if it has one.
     reference: Option<ReferenceSample>,
+    /// Where the model was loaded (for [`Predictor::load_like`]).
+    device: Device,
     /// Images decoded and predicted together: [`Predictor::predict_paths`] holds at most two
     /// such chunks decoded (the one predicted and the next one, decoded meanwhile).
     pub batch_size: usize,
@@ -139,6 +141,7 @@ impl Predictor {
         engine: FeatureEngine,
     ) -> Result<Self> {
         let extractor = FeatureExtractor::with_engine(&model.backbone, &device, engine)?;
+        let device_kept = device.clone();
         let head = LinearHead::new(&model.head)?;
         if head.inputs != extractor.dim() {
             return Err(Error::invalid(
@@ -162,6 +165,7 @@ impl Predictor {
             classes,
             preprocess,
             reference: None,
+            device: device_kept,
             batch_size: 32,
         })
     }
@@ -197,6 +201,26 @@ impl Predictor {
         } = ModelPackage::load(uri, &device)?;
         Predictor::with_engine(model, metadata.classes, metadata.preprocess, device, engine)
             .map(|p| p.with_reference(reference))
+    }
+
+    /// Loads the package at `uri` on this predictor's device and feature engine, with its
+    /// batch size (what a stream swaps to); returns the package's metadata as well.
+    pub fn load_like(&self, uri: &str) -> Result<(Self, PackageMetadata)> {
+        let ModelPackage {
+            model,
+            metadata,
+            reference,
+        } = ModelPackage::load(uri, &self.device)?;
+        let mut predictor = Predictor::with_engine(
+            model,
+            metadata.classes.clone(),
+            metadata.preprocess.clone(),
+            self.device.clone(),
+            self.extractor.engine(),
+        )?
+        .with_reference(reference);
+        predictor.batch_size = self.batch_size;
+        Ok((predictor, metadata))
     }
 
     /// The class map.

@@ -73,6 +73,7 @@ fn a_model_whose_test_set_lacks_a_class_can_be_saved_and_loaded() {
             test: Some(outcome.test.clone()),
             manifests_sha256: vec![],
             reference: None,
+            lineage: None,
         },
     )
     .unwrap();

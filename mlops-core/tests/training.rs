@@ -125,6 +125,7 @@ fn a_loaded_package_predicts_what_training_recorded() {
         test: Some(outcome.test.clone()),
         manifests_sha256: vec![mlops_core::seed::sha256_hex(train_m.to_jsonl().as_bytes())],
         reference: outcome.reference.clone(),
+        lineage: None,
     };
     let model = mlops_core::artifact::model_from_weights(
         &ModelPackage::new(
@@ -212,6 +213,7 @@ fn a_loaded_package_predicts_what_training_recorded() {
     assert!(err.to_string().contains("corrupted"), "{err}");
     let older = PackageInfo {
         reference: None,
+        lineage: None,
         ..info
     };
     let (older, _) = ModelPackage::new(

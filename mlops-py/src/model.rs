@@ -246,6 +246,7 @@ pub(crate) fn train(
                     mlops_core::seed::sha256_hex(test_jsonl.as_bytes()),
                 ],
                 reference: outcome.reference.clone(),
+                lineage: None,
             },
         )?;
         Ok((package, outcome))

@@ -15,13 +15,14 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
-mod store;
+pub(crate) mod store;
 
 use store::{get_checked, get_checked_async, put_object, put_object_async, store_error};
 pub use store::{
     list_packages, list_packages_async, load_parts, load_parts_async, save_parts, save_parts_async,
 };
 
+use crate::adapt::Lineage;
 use crate::dataset::ClassMap;
 use crate::drift::ReferenceSample;
 use crate::error::Result;
@@ -68,6 +69,9 @@ pub struct PackageMetadata {
     /// it existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<WeightsInfo>,
+    /// Where the model came from, for models made by [`crate::adapt::adapt`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
 }
 
 /// The classifier head.
@@ -119,6 +123,8 @@ pub struct PackageInfo {
     pub manifests_sha256: Vec<String>,
     /// The drift reference sample (see [`crate::train::TrainOutcome::reference`]).
     pub reference: Option<ReferenceSample>,
+    /// The lineage of an adapted model.
+    pub lineage: Option<Lineage>,
 }
 
 /// The model's weights as safetensors bytes written by burn-store, without metadata, so the
@@ -216,6 +222,7 @@ impl ModelPackage {
                 format: "safetensors".into(),
             },
             reference: reference_info,
+            lineage: info.lineage,
         };
         let package = ModelPackage {
             model,

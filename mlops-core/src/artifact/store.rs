@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use object_store::memory::InMemory;
 use object_store::path::Path as StorePath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use super::{FORMAT, FORMAT_VERSION, METADATA, PackageMetadata, WeightsInfo};
 use crate::blocking::block_on;
@@ -112,8 +112,11 @@ fn open_s3(uri: &str, _rest: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> 
     ))
 }
 
+/// `prefix/name`; a `/` in `name` separates folders.
 fn child(prefix: &StorePath, name: &str) -> StorePath {
-    prefix.clone().join(name)
+    name.split('/')
+        .filter(|part| !part.is_empty())
+        .fold(prefix.clone(), |path, part| path.join(part))
 }
 
 /// Writes the weights then the metadata of a package (blocking; see [`save_parts_async`]).
@@ -156,6 +159,63 @@ pub(crate) async fn put_object_async(uri: &str, name: &str, bytes: Vec<u8>) -> R
         .await
         .map_err(|e| object_error(uri, name, e))?;
     Ok(())
+}
+
+/// Writes one object only if no object of that name exists (atomic on every store: a
+/// no-clobber link on a folder, `If-None-Match` on S3, a lock in memory). `Ok(false)` when
+/// another writer created it first.
+pub(crate) async fn put_new_async(uri: &str, name: &str, bytes: Vec<u8>) -> Result<bool> {
+    let (store, prefix) = open(uri, Access::Write)?;
+    let options = PutOptions::from(PutMode::Create);
+    match store
+        .put_opts(&child(&prefix, name), PutPayload::from(bytes), options)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(e) => Err(object_error(uri, name, e)),
+    }
+}
+
+/// The names of the objects directly under `uri/folder`, sorted; an absent folder (or
+/// registry) has none. Writes nothing.
+pub(crate) async fn list_names_async(uri: &str, folder: &str) -> Result<Vec<String>> {
+    let (store, prefix) = match open(uri, Access::Read) {
+        Ok(opened) => opened,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e),
+    };
+    let folder = child(&prefix, folder);
+    let listing = match store.list_with_delimiter(Some(&folder)).await {
+        Ok(listing) => listing,
+        Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+        Err(e) => return Err(object_error(uri, "list", e)),
+    };
+    let mut names: Vec<String> = listing
+        .objects
+        .iter()
+        .filter_map(|o| o.location.filename().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The bytes of the object `name` under `uri`, `None` when there is none. Writes nothing.
+pub(crate) async fn get_object_async(uri: &str, name: &str) -> Result<Option<Vec<u8>>> {
+    let (store, prefix) = open(uri, Access::Read)?;
+    match store.get(&child(&prefix, name)).await {
+        Ok(found) => Ok(Some(
+            found
+                .bytes()
+                .await
+                .map_err(|e| object_error(uri, name, e))?
+                .to_vec(),
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(object_error(uri, name, e)),
+    }
 }
 
 /// Reads one object named by the metadata and checks its SHA-256 (blocking).

@@ -127,3 +127,41 @@ pub fn trickle(
     }
     Ok(inserted)
 }
+
+/// Inserts `manifest`'s rows in order, one commit each, at `rate` rows per second (a day's
+/// data arriving as it was recorded), until all are in or `control` is cancelled, reporting
+/// `trickle` after every row. Returns the rows inserted.
+pub fn trickle_in_order(
+    client: &mut Client,
+    manifest: &Manifest,
+    rate: f64,
+    control: &Control,
+) -> Result<u64> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(Error::invalid(
+            "rate",
+            format!("must be a positive number of rows per second, got {rate}"),
+        ));
+    }
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let total = manifest.len() as u64;
+    let mut inserted = 0u64;
+    for sample in &manifest.samples {
+        loop {
+            if control.is_cancelled() {
+                return Ok(inserted);
+            }
+            let due = started + period.mul_f64(inserted as f64);
+            let now = Instant::now();
+            if due <= now {
+                break;
+            }
+            std::thread::sleep((due - now).min(Duration::from_millis(200)));
+        }
+        insert_row(client, sample)?;
+        inserted += 1;
+        control.report(Progress::items("trickle", inserted, Some(total)));
+    }
+    Ok(inserted)
+}

@@ -1,6 +1,7 @@
 //! PostgreSQL (feature `postgres`): the data generator that fills the original's `cargo`
 //! table, and the streaming predictor that turns its rows into `cargo_prediction` exactly once.
 
+pub mod adapt;
 pub(crate) mod batch;
 pub(crate) mod connection;
 mod generator;
@@ -8,11 +9,12 @@ pub(crate) mod sink;
 pub mod stream;
 pub mod tail;
 
+pub use adapt::{AdaptLoopConfig, AdaptLoopStats, look_once, run_adaptation_loop};
 pub use batch::resolve_image_path;
 pub use batch::{BatchOutcome, predict_rows};
 pub(crate) use connection::db_error;
 pub use connection::{connect, connect_config, is_transient, redact};
-pub use generator::{bulk_load, create_table, insert_row, trickle};
+pub use generator::{bulk_load, create_table, insert_row, trickle, trickle_in_order};
 pub use sink::{ErrorRow, PREDICTION_TABLES_SQL, PredictionRow, ensure_prediction_tables};
 pub use stream::{StreamConfig, StreamStats, stream_predictions};
 

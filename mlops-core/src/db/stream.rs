@@ -17,6 +17,7 @@ use super::batch::predict_rows;
 use super::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
 use super::sink::{ensure_prediction_tables, write_classes, write_drift, write_outcomes};
 use super::tail::{Position, ensure_position_tables, load_position, poll_next, save_position};
+use crate::adapt::{ChampionWatch, ServingModel};
 use crate::control::{Control, Detail, Progress};
 use crate::drift::{DriftCheck, DriftMonitor, MonitorConfig};
 use crate::error::{Error, Result};
@@ -48,6 +49,11 @@ pub struct StreamConfig {
     /// reference sample, each check a `cargo_drift` row committed with its batch. `None`, or a
     /// model package without a reference sample, turns it off.
     pub drift: Option<MonitorConfig>,
+    /// Hot swap: the registry whose champion the stream serves. Its pointer is looked at
+    /// between batches (at most every `interval`, and before the first batch); when it names
+    /// another model, that model predicts from the next batch on, every row recording the
+    /// version that made it, and the drift monitor restarts on the new model's reference.
+    pub champion: Option<ChampionWatch>,
 }
 
 impl Default for StreamConfig {
@@ -63,6 +69,7 @@ impl Default for StreamConfig {
             gap_grace: Duration::from_secs(600),
             exit_when_idle: false,
             drift: Some(MonitorConfig::default()),
+            champion: None,
         }
     }
 }
@@ -88,6 +95,10 @@ pub struct StreamStats {
     pub drift_checks: u64,
     /// Of which alarms.
     pub drift_alarms: u64,
+    /// Models swapped in (see [`StreamConfig::champion`]).
+    pub swaps: u64,
+    /// The version of the model serving at the end.
+    pub model_version: String,
     /// Ids still awaited (gaps) at the end.
     pub awaited_ids: usize,
     /// Seconds the run took.
@@ -165,23 +176,19 @@ pub fn stream_predictions(
     let mut stats = StreamStats::default();
     let mut session =
         Some(Session::open(config, predictor.classes().names()).map_err(StepError::into_error)?);
-    let mut monitor = drift_monitor(
-        config.drift.as_ref(),
-        &format!("stream {}", config.stream),
-        predictor,
-    )?;
+    let name = format!("stream {}", config.stream);
+    let mut serving = ServingModel::new(predictor, model_version, config.champion.clone());
+    serving.refresh();
+    let mut monitor = drift_monitor(config.drift.as_ref(), &name, serving.predictor())?;
     let mut backoff = Backoff::new(config.max_backoff);
     let mut awaited = 0;
     while !control.is_cancelled() {
+        if serving.refresh() {
+            monitor = drift_monitor(config.drift.as_ref(), &name, serving.predictor())?;
+            stats.swaps = serving.swaps();
+        }
         let result = match session.as_mut() {
-            Some(s) => step(
-                s,
-                config,
-                predictor,
-                model_version,
-                &mut monitor,
-                &mut stats,
-            ),
+            Some(s) => step(s, config, &serving, &mut monitor, &mut stats),
             None => Session::open(config, predictor.classes().names()).map(|s| {
                 session = Some(s);
                 Step::Worked
@@ -214,6 +221,8 @@ pub fn stream_predictions(
         }
     }
     stats.awaited_ids = awaited;
+    stats.swaps = serving.swaps();
+    stats.model_version = serving.version().to_string();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
 }
@@ -260,8 +269,7 @@ pub(crate) fn monitor_batch(
 fn step(
     session: &mut Session,
     config: &StreamConfig,
-    predictor: &Predictor,
-    model_version: &str,
+    serving: &ServingModel<'_>,
     monitor: &mut Option<DriftMonitor>,
     stats: &mut StreamStats,
 ) -> std::result::Result<Step, StepError> {
@@ -284,8 +292,9 @@ fn step(
     else {
         return Ok(Step::Idle);
     };
-    let outcome =
-        predict_rows(predictor, &config.data_root, &polled.rows).map_err(StepError::Fatal)?;
+    let model_version = serving.version();
+    let outcome = predict_rows(serving.predictor(), &config.data_root, &polled.rows)
+        .map_err(StepError::Fatal)?;
     let (next_monitor, checks) =
         monitor_batch(monitor, &outcome.monitored).map_err(StepError::Fatal)?;
     let sink = session.sink();

@@ -15,6 +15,7 @@ use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_TOPIC, kafka_error, message};
+use crate::adapt::{ChampionWatch, ServingModel};
 use crate::control::{Control, Detail, Progress};
 use crate::db::batch::predict_rows;
 use crate::db::connection::{Backoff, StepError, classify, open_client};
@@ -50,6 +51,9 @@ pub struct ConsumeConfig {
     pub exit_after_idle: Option<Duration>,
     /// Shift monitoring of the consumed rows (see [`crate::db::StreamConfig::drift`]).
     pub drift: Option<MonitorConfig>,
+    /// Hot swap: the registry whose champion the consumer serves (see
+    /// [`crate::db::StreamConfig::champion`]); a swap happens between batches.
+    pub champion: Option<ChampionWatch>,
 }
 
 impl Default for ConsumeConfig {
@@ -66,6 +70,7 @@ impl Default for ConsumeConfig {
             max_backoff: Duration::from_secs(10),
             exit_after_idle: None,
             drift: Some(MonitorConfig::default()),
+            champion: None,
         }
     }
 }
@@ -85,6 +90,10 @@ pub struct ConsumeStats {
     pub drift_checks: u64,
     /// Of which alarms.
     pub drift_alarms: u64,
+    /// Models swapped in (see [`ConsumeConfig::champion`]).
+    pub swaps: u64,
+    /// The version of the model serving at the end.
+    pub model_version: String,
     /// Batches committed.
     pub batches: u64,
     /// Offset commits refused (e.g. during a rebalance; those messages are replayed).
@@ -126,9 +135,15 @@ pub fn consume_topic(
         Some(open_sink(config, predictor.classes().names()).map_err(StepError::into_error)?);
     let mut stats = ConsumeStats::default();
     let stream = format!("kafka:{}:{}", config.topic, config.group);
-    let mut monitor = drift_monitor(config.drift.as_ref(), &stream, predictor)?;
+    let mut serving = ServingModel::new(predictor, model_version, config.champion.clone());
+    serving.refresh();
+    let mut monitor = drift_monitor(config.drift.as_ref(), &stream, serving.predictor())?;
     let mut last_message = Instant::now();
     while !control.is_cancelled() {
+        if serving.refresh() {
+            monitor = drift_monitor(config.drift.as_ref(), &stream, serving.predictor())?;
+            stats.swaps = serving.swaps();
+        }
         let consumed_before = stats.messages;
         let rows = next_batch(&consumer, config, &mut stats);
         if stats.messages == consumed_before {
@@ -141,7 +156,8 @@ pub fn consume_topic(
             continue;
         }
         last_message = Instant::now();
-        let outcome = predict_rows(predictor, &config.data_root, &rows)?;
+        let model_version = serving.version();
+        let outcome = predict_rows(serving.predictor(), &config.data_root, &rows)?;
         let (next_monitor, checks) = monitor_batch(&monitor, &outcome.monitored)?;
         let batch = Batch {
             outcome: &outcome,
@@ -193,6 +209,8 @@ pub fn consume_topic(
                 .with_detail(Detail::Consume(&stats)),
         );
     }
+    stats.swaps = serving.swaps();
+    stats.model_version = serving.version().to_string();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
 }

@@ -1,0 +1,481 @@
+//! The closed loop: when the data shifts, learn the new data without forgetting the old,
+//! promote the result only when it is better, and let running streams swap to it.
+//!
+//! - [`adapt()`]: the current model's head trained further on the new labelled rows plus a
+//!   replay set of old training rows (a [`Strategy`], k-center greedy by default, the shift
+//!   experiment's best), both models evaluated on held-out old and new rows, and a new
+//!   package with its [`Lineage`] (parent, strategy, budget, data hashes, scores);
+//! - [`Registry`]: where the champion is: a pointer that is atomic on every store (one
+//!   create-only object per generation, so two promoters never both win);
+//! - [`promote`]: the [`PromotionPolicy`] (better on both held-out sets together, no more than
+//!   a margin worse on the old ones) and the pointer move, or a rejected challenger's record;
+//! - [`ServingModel`]: what a stream predicts with, swapped between batches when the champion
+//!   moves;
+//! - the trigger that runs all this from a stream's drift alarms is
+//!   `crate::db::adapt` (feature `postgres`).
+//!
+//! The backbone stays frozen (as in the shift experiment): the new model shares the parent's
+//! backbone, so its features are computed once for both models' evaluations.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{ModelPackage, PackageInfo};
+use crate::control::Control;
+use crate::dataset::{ClassMap, Manifest};
+use crate::dataset::{SplitOptions, split};
+use crate::drift::ReferenceSample;
+use crate::error::{Error, Result};
+use crate::infer::FeatureExtractor;
+use crate::model::Classifier;
+use crate::predict::{LinearHead, head_probabilities};
+use crate::seed::sha256_hex;
+use crate::select::{Budget, Embeddings, Strategy, select};
+use crate::train::{
+    EpochMetrics, ImageSet, SkippedImage, TrainConfig, evaluate_head, extractor_set_features,
+    train_head,
+};
+
+mod promote;
+mod registry;
+mod serving;
+
+pub use promote::{Decision, PromotionPolicy, promote};
+pub use registry::{Champion, Registry};
+pub use serving::{ChampionWatch, ServingModel};
+
+/// The data an adaptation learns from and is judged on.
+#[derive(Debug, Clone)]
+pub struct AdaptData<'a> {
+    /// The new (shifted) labelled rows. Rows that repeat an image path count once; a seeded,
+    /// class-stratified part is held out for evaluation.
+    pub new: ImageSet<'a>,
+    /// The old training rows: the pool the replay set is chosen from.
+    pub old: ImageSet<'a>,
+    /// Held-out old rows (normally the current model's test set); `None` holds out a seeded
+    /// part of `old` instead.
+    pub old_holdout: Option<ImageSet<'a>>,
+}
+
+/// How to adapt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdaptConfig {
+    /// How replay rows are chosen from the old training rows (default `k_center`, the shift
+    /// experiment's best at the original's budget; see docs/experiment.md).
+    pub strategy: Strategy,
+    /// How many replay rows (default 220, the original's budget).
+    pub budget: Budget,
+    /// Fraction of the new rows (and of the old rows when no old holdout is given) held out
+    /// for evaluation, in (0, 1) (default 0.2).
+    pub holdout: f64,
+    /// Training of the head: epochs, learning rate, batch, seed (also of the splits and the
+    /// selection), engine, feature cache, the size of the new drift reference sample.
+    pub train: TrainConfig,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        AdaptConfig {
+            strategy: Strategy::KCenterGreedy,
+            budget: Budget::Count(220),
+            holdout: 0.2,
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// Accuracies of one model on the held-out rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// On the held-out old rows.
+    #[serde(with = "crate::json_float")]
+    pub old: f64,
+    /// On the held-out new rows.
+    #[serde(with = "crate::json_float")]
+    pub new: f64,
+    /// On both together.
+    #[serde(with = "crate::json_float")]
+    pub union: f64,
+}
+
+/// SHA-256 of the JSON-lines text of each set an adaptation used (after de-duplication).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataHashes {
+    /// The new rows learnt from.
+    pub new_train: String,
+    /// The new rows held out.
+    pub new_holdout: String,
+    /// The old rows replay was chosen from.
+    pub old_pool: String,
+    /// The old rows held out.
+    pub old_holdout: String,
+}
+
+/// Where a model came from: stored in its package ([`crate::artifact::PackageMetadata`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// Version of the model it was adapted from.
+    pub parent_version: String,
+    /// The replay strategy.
+    pub strategy: Strategy,
+    /// The replay budget.
+    pub budget: Budget,
+    /// Seed of the splits, the selection and the training.
+    pub seed: u64,
+    /// Rows of each set: new train, new holdout, old pool, old holdout, replay chosen.
+    pub rows: LineageRows,
+    /// The data's hashes.
+    pub data_sha256: DataHashes,
+    /// The parent on the held-out rows.
+    pub parent_scores: Scores,
+    /// This model on the held-out rows.
+    pub scores: Scores,
+    /// Where the new rows came from (e.g. `stream cargo_prediction, cargo ids 1201..=1500`),
+    /// when the caller says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+/// Row counts of an adaptation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageRows {
+    /// New rows trained on.
+    pub new_train: usize,
+    /// New rows held out.
+    pub new_holdout: usize,
+    /// Old rows replay was chosen from.
+    pub old_pool: usize,
+    /// Old rows held out.
+    pub old_holdout: usize,
+    /// Replay rows chosen.
+    pub replay: usize,
+}
+
+/// What [`adapt()`] produced: the challenger, not yet saved or promoted.
+#[derive(Debug)]
+pub struct Adaptation {
+    /// The new model, its metadata naming its [`Lineage`].
+    pub package: ModelPackage,
+    /// Its lineage (also in `package.metadata.lineage`).
+    pub lineage: Lineage,
+    /// Training curve on new + replay rows (test = both held-out sets).
+    pub history: Vec<EpochMetrics>,
+    /// Images that could not be read (left out).
+    pub skipped: Vec<SkippedImage>,
+    /// Seconds the adaptation took.
+    pub seconds: f64,
+}
+
+/// Feature rows and labels of one set.
+struct Rows {
+    features: Vec<f32>,
+    targets: Vec<u32>,
+}
+
+impl Rows {
+    fn concat(a: &Rows, b: &Rows) -> Rows {
+        Rows {
+            features: [a.features.as_slice(), b.features.as_slice()].concat(),
+            targets: [a.targets.as_slice(), b.targets.as_slice()].concat(),
+        }
+    }
+
+    fn pick(&self, indices: &[usize], width: usize) -> Rows {
+        Rows {
+            features: indices
+                .iter()
+                .flat_map(|&i| self.features[i * width..(i + 1) * width].iter().copied())
+                .collect(),
+            targets: indices.iter().map(|&i| self.targets[i]).collect(),
+        }
+    }
+}
+
+/// The manifest with each image path once (its first row).
+fn unique_paths(manifest: &Manifest) -> Manifest {
+    let mut seen = std::collections::HashSet::new();
+    Manifest::new(
+        manifest
+            .samples
+            .iter()
+            .filter(|s| seen.insert(s.image_path.as_str()))
+            .cloned()
+            .collect(),
+    )
+}
+
+fn check_targets(name: &'static str, manifest: &Manifest, classes: &ClassMap) -> Result<()> {
+    match manifest
+        .samples
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.target as usize >= classes.len())
+    {
+        Some((i, s)) => Err(Error::invalid(
+            name,
+            format!(
+                "row {} ({}) has class id {}, the model has {} classes",
+                i + 1,
+                s.image_path,
+                s.target,
+                classes.len()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A seeded stratified holdout of `manifest`: (kept, held out).
+fn hold_out(
+    name: &'static str,
+    manifest: &Manifest,
+    fraction: f64,
+    seed: u64,
+) -> Result<(Manifest, Manifest)> {
+    if manifest.len() < 2 {
+        return Err(Error::invalid(
+            name,
+            format!(
+                "needs at least 2 distinct labelled images to hold some out, got {}",
+                manifest.len()
+            ),
+        ));
+    }
+    let parts = split(
+        manifest,
+        &SplitOptions {
+            test_fraction: fraction,
+            seed,
+            stratified: true,
+        },
+    )?;
+    Ok((parts.train, parts.test))
+}
+
+fn scores(
+    head: &burn::nn::Linear,
+    old: &Rows,
+    new: &Rows,
+    both: &Rows,
+    classes: usize,
+    device: &burn::prelude::Device,
+) -> Result<Scores> {
+    let accuracy = |rows: &Rows| {
+        evaluate_head(head, &rows.features, &rows.targets, classes, device).map(|e| e.accuracy)
+    };
+    Ok(Scores {
+        old: accuracy(old)?,
+        new: accuracy(new)?,
+        union: accuracy(both)?,
+    })
+}
+
+/// Adapts `parent` to the new data: its head is trained further on the new training rows plus
+/// a replay set of old rows, and both models are scored on the held-out old and new rows.
+/// The challenger keeps the parent's backbone, classes and preprocessing; its drift reference
+/// sample is drawn from the held-out new rows (what live data looks like now). Deterministic:
+/// the same parent, data and config give the same package bytes. `control` is checked between
+/// batches and told the `features` and each `epoch`.
+pub fn adapt(
+    parent: &ModelPackage,
+    data: &AdaptData<'_>,
+    config: &AdaptConfig,
+    control: &Control,
+) -> Result<Adaptation> {
+    let started = Instant::now();
+    if !(config.holdout > 0.0 && config.holdout < 1.0) {
+        return Err(Error::invalid(
+            "holdout",
+            format!(
+                "must be between 0 and 1 (exclusive), got {}",
+                config.holdout
+            ),
+        ));
+    }
+    let classes = &parent.metadata.classes;
+    let seed = config.train.seed;
+    check_targets("new", data.new.manifest, classes)?;
+    check_targets("old", data.old.manifest, classes)?;
+    let new = unique_paths(data.new.manifest);
+    let (new_train, new_holdout) = hold_out("new", &new, config.holdout, seed)?;
+    let old_all = unique_paths(data.old.manifest);
+    let (old_pool, old_holdout, old_holdout_root) = match &data.old_holdout {
+        Some(set) => {
+            check_targets("old_holdout", set.manifest, classes)?;
+            (old_all, unique_paths(set.manifest), set.root)
+        }
+        None => {
+            let (pool, held) = hold_out("old", &old_all, config.holdout, seed)?;
+            (pool, held, data.old.root)
+        }
+    };
+
+    let train_config = TrainConfig {
+        preprocess: parent.metadata.preprocess.clone(),
+        ..config.train.clone()
+    };
+    let device = train_config.backend.device();
+    let extractor = FeatureExtractor::with_engine(
+        &parent.model.backbone,
+        &device,
+        train_config.feature_engine,
+    )?;
+    let mut skipped = Vec::new();
+    let mut features = |root: &Path, manifest: &Manifest| -> Result<Rows> {
+        let (features, targets, bad) = extractor_set_features(
+            &extractor,
+            &ImageSet { root, manifest },
+            &train_config.preprocess,
+            train_config.feature_cache.as_deref(),
+            control,
+        )?;
+        skipped.extend(bad);
+        Ok(Rows { features, targets })
+    };
+    let new_train_rows = features(data.new.root, &new_train)?;
+    let new_holdout_rows = features(data.new.root, &new_holdout)?;
+    let old_pool_rows = features(data.old.root, &old_pool)?;
+    let old_holdout_rows = features(old_holdout_root, &old_holdout)?;
+    for (name, rows) in [
+        ("new", &new_train_rows),
+        ("new (held out)", &new_holdout_rows),
+        ("old (held out)", &old_holdout_rows),
+    ] {
+        if rows.targets.is_empty() {
+            return Err(Error::invalid(
+                "data",
+                format!("no readable image among the {name} rows"),
+            ));
+        }
+    }
+    let width = extractor.dim();
+    let n_classes = classes.len();
+
+    let replay = if old_pool_rows.targets.is_empty() {
+        Rows {
+            features: Vec::new(),
+            targets: Vec::new(),
+        }
+    } else {
+        let embeddings = Embeddings::new(old_pool_rows.features.clone(), width)?.l2_normalised();
+        let selection = select(
+            &config.strategy,
+            &embeddings,
+            &old_pool_rows.targets,
+            config.budget,
+            seed,
+        )?;
+        old_pool_rows.pick(&selection.indices, width)
+    };
+    let both_holdout = Rows::concat(&old_holdout_rows, &new_holdout_rows);
+    let train_rows = Rows::concat(&new_train_rows, &replay);
+    let (head, history) = train_head(
+        parent.model.head.clone(),
+        (&train_rows.features, &train_rows.targets),
+        (&both_holdout.features, &both_holdout.targets),
+        n_classes,
+        &train_config,
+        control,
+    )?;
+    let score = |head: &burn::nn::Linear| {
+        scores(
+            head,
+            &old_holdout_rows,
+            &new_holdout_rows,
+            &both_holdout,
+            n_classes,
+            &device,
+        )
+    };
+    let parent_scores = score(&parent.model.head)?;
+    let challenger_scores = score(&head)?;
+    let test = evaluate_head(
+        &head,
+        &both_holdout.features,
+        &both_holdout.targets,
+        n_classes,
+        &device,
+    )?;
+    let reference = if train_config.reference_rows == 0 {
+        None
+    } else {
+        let linear = LinearHead::new(&head)?;
+        let probabilities = head_probabilities(&linear, &new_holdout_rows.features);
+        Some(ReferenceSample::subsample(
+            &new_holdout_rows.features,
+            &probabilities,
+            width,
+            n_classes,
+            train_config.reference_rows,
+            seed,
+        )?)
+    };
+    let sha = |m: &Manifest| sha256_hex(m.to_jsonl().as_bytes());
+    let lineage = Lineage {
+        parent_version: parent.metadata.version().to_string(),
+        strategy: config.strategy,
+        budget: config.budget,
+        seed,
+        rows: LineageRows {
+            new_train: new_train_rows.targets.len(),
+            new_holdout: new_holdout_rows.targets.len(),
+            old_pool: old_pool_rows.targets.len(),
+            old_holdout: old_holdout_rows.targets.len(),
+            replay: replay.targets.len(),
+        },
+        data_sha256: DataHashes {
+            new_train: sha(&new_train),
+            new_holdout: sha(&new_holdout),
+            old_pool: sha(&old_pool),
+            old_holdout: sha(&old_holdout),
+        },
+        parent_scores,
+        scores: challenger_scores,
+        source: None,
+    };
+    let model = Classifier {
+        backbone: parent.model.backbone.clone(),
+        head,
+    };
+    let info = PackageInfo {
+        train_config: Some(train_config),
+        history: history.clone(),
+        test: Some(test),
+        manifests_sha256: vec![
+            lineage.data_sha256.new_train.clone(),
+            lineage.data_sha256.new_holdout.clone(),
+            lineage.data_sha256.old_pool.clone(),
+            lineage.data_sha256.old_holdout.clone(),
+        ],
+        reference,
+        lineage: Some(lineage.clone()),
+    };
+    let (package, _) = ModelPackage::new(
+        model,
+        classes.clone(),
+        parent.metadata.preprocess.clone(),
+        info,
+    )?;
+    Ok(Adaptation {
+        package,
+        lineage,
+        history,
+        skipped,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl Adaptation {
+    /// This adaptation with `source` recorded in its lineage (also in the package metadata).
+    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+        let source = Some(source.into());
+        self.lineage.source = source.clone();
+        if let Some(lineage) = self.package.metadata.lineage.as_mut() {
+            lineage.source = source;
+        }
+        self
+    }
+}
