@@ -38,7 +38,10 @@ echo "== 6. the shift experiment: replay strategies for tuesday (table and chart
 example shift_experiment -- --data data --out "$out/experiment" --feature-cache target/feature-cache
 
 echo "== 7. the live half: generator, exactly-once stream, Kafka with two consumers"
-cargo build --release --quiet --example generate --example stream --example kafka
+cargo build --release --quiet --example generate --example stream --example kafka --example adapt
 scripts/with-services.sh scripts/demo-stream.sh
+
+echo "== 8. the closed loop: drift alarm -> adaptation with replay -> promotion -> hot swap"
+scripts/with-services.sh scripts/demo-loop.sh
 
 echo "demo outputs in $out"
