@@ -15,7 +15,10 @@
 //! # the champion, its history and every decision
 //! cargo run --release --example adapt -- show --registry target/registry
 //! ```
-//! Streams serve the champion with `stream --champion target/registry`.
+//! Streams serve the champion with `stream --champion target/registry`. Results are JSON on
+//! standard output (for scripts), diagnostics on standard error.
+
+#![allow(clippy::print_stdout)]
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -214,7 +214,7 @@ impl Predictor {
         let mut predictor = Predictor::with_engine(
             model,
             metadata.classes.clone(),
-            metadata.preprocess.clone(),
+            metadata.preprocess,
             self.device.clone(),
             self.extractor.engine(),
         )?

@@ -308,7 +308,7 @@ fn monday_package(config: &TrainConfig) -> ModelPackage {
     ModelPackage::new(
         model,
         classes,
-        config.preprocess.clone(),
+        config.preprocess,
         PackageInfo {
             reference: outcome.reference,
             ..PackageInfo::default()

@@ -14,6 +14,7 @@
 //! - [`drift`]: shift detection;
 //! - [`experiment`]: the replay experiment.
 
+mod adapt;
 mod convert;
 mod data;
 mod drift;
@@ -50,5 +51,10 @@ fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(live::kafka_publish, m)?)?;
     m.add_function(wrap_pyfunction!(live::kafka_consume, m)?)?;
     m.add_function(wrap_pyfunction!(experiment::shift_experiment, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt::adapt, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt::registry_champion, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt::registry_history, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt::registry_init, m)?)?;
+    m.add_function(wrap_pyfunction!(adapt::promote, m)?)?;
     Ok(())
 }

@@ -37,7 +37,7 @@ pub(crate) fn generate(
 /// Streams `cargo` into `cargo_prediction` (until caught up with `until_idle`, else until
 /// Ctrl-C); `progress(stats_json)` is called after each batch. Returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None, drift_json=Some("{}".to_string())))]
+#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None, drift_json=Some("{}".to_string()), champion=None, champion_seconds=1.0))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stream_predictions(
     py: Python<'_>,
@@ -50,8 +50,11 @@ pub(crate) fn stream_predictions(
     until_idle: bool,
     progress: Option<Py<PyAny>>,
     drift_json: Option<String>,
+    champion: Option<String>,
+    champion_seconds: f64,
 ) -> BindingResult<String> {
     let drift = monitor(drift_json)?;
+    let champion = watch(champion, champion_seconds);
     let config = mlops_core::db::StreamConfig {
         source_url: url,
         sink_url,
@@ -60,6 +63,7 @@ pub(crate) fn stream_predictions(
         batch_size,
         exit_when_idle: until_idle,
         drift,
+        champion,
         ..Default::default()
     };
     let stats = interruptible(py, detail_control(progress, "stream"), |control| {
@@ -102,7 +106,7 @@ pub(crate) fn kafka_publish(
 /// Consumes a Kafka topic in a consumer group into `cargo_prediction`; returns the stats as
 /// JSON. Stops after `idle_seconds` without messages (or on Ctrl-C).
 #[pyfunction]
-#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0, drift_json=Some("{}".to_string())))]
+#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0, drift_json=Some("{}".to_string()), champion=None, champion_seconds=1.0))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn kafka_consume(
     py: Python<'_>,
@@ -116,8 +120,11 @@ pub(crate) fn kafka_consume(
     idle_seconds: Option<f64>,
     session_timeout_seconds: f64,
     drift_json: Option<String>,
+    champion: Option<String>,
+    champion_seconds: f64,
 ) -> BindingResult<String> {
     let drift = monitor(drift_json)?;
+    let champion = watch(champion, champion_seconds);
     let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
     let config = mlops_core::kafka::ConsumeConfig {
         brokers,
@@ -129,6 +136,7 @@ pub(crate) fn kafka_consume(
         session_timeout: seconds(session_timeout_seconds),
         exit_after_idle: idle_seconds.map(seconds),
         drift,
+        champion,
         ..Default::default()
     };
     let stats = interruptible(py, mlops_core::Control::new(), |control| {
@@ -140,6 +148,14 @@ pub(crate) fn kafka_consume(
         )
     })??;
     to_json(&stats)
+}
+
+/// Hot swap to the champion of the registry at `uri`, looked at every `seconds`.
+fn watch(uri: Option<String>, seconds: f64) -> Option<mlops_core::adapt::ChampionWatch> {
+    uri.map(|uri| mlops_core::adapt::ChampionWatch {
+        registry: mlops_core::adapt::Registry::new(uri),
+        interval: Duration::from_secs_f64(seconds.max(0.0)),
+    })
 }
 
 /// The drift monitor from JSON (`MonitorConfig` fields; missing ones take the defaults), or

@@ -34,7 +34,7 @@ type PredictedWithFeatures<'py> = (
 pub(crate) struct Model {
     pub(crate) predictor: Predictor,
     pub(crate) metadata: PackageMetadata,
-    package: ModelPackage,
+    pub(crate) package: ModelPackage,
 }
 
 impl Model {
@@ -62,7 +62,7 @@ impl Model {
         Ok((ids, probs, features))
     }
 
-    fn from_package(
+    pub(crate) fn from_package(
         package: ModelPackage,
         backend: ComputeBackend,
         engine: FeatureEngine,

@@ -314,7 +314,7 @@ pub fn adapt(
     };
 
     let train_config = TrainConfig {
-        preprocess: parent.metadata.preprocess.clone(),
+        preprocess: parent.metadata.preprocess,
         ..config.train.clone()
     };
     let device = train_config.backend.device();
@@ -453,12 +453,7 @@ pub fn adapt(
         reference,
         lineage: Some(lineage.clone()),
     };
-    let (package, _) = ModelPackage::new(
-        model,
-        classes.clone(),
-        parent.metadata.preprocess.clone(),
-        info,
-    )?;
+    let (package, _) = ModelPackage::new(model, classes.clone(), parent.metadata.preprocess, info)?;
     Ok(Adaptation {
         package,
         lineage,

@@ -87,6 +87,8 @@ def stream_predictions(
     until_idle: bool = True,
     progress: Optional[Callable[[str], None]] = None,
     drift_json: Optional[str] = ...,
+    champion: Optional[str] = None,
+    champion_seconds: float = 1.0,
 ) -> str: ...
 def kafka_publish(
     url: Optional[str], brokers: str, topic: str = ..., partitions: int = 2, until_idle: bool = True
@@ -102,6 +104,8 @@ def kafka_consume(
     idle_seconds: Optional[float] = ...,
     session_timeout_seconds: float = 10.0,
     drift_json: Optional[str] = ...,
+    champion: Optional[str] = None,
+    champion_seconds: float = 1.0,
 ) -> str: ...
 def shift_experiment(
     roots: Tuple[Path, Path],
@@ -117,5 +121,20 @@ def shift_experiment(
     chart_font: Optional[bytes] = None,
     progress: Optional[Callable[[str], None]] = None,
 ) -> Tuple[str, str]: ...
+def adapt(
+    model: Model,
+    new_root: Path,
+    new_jsonl: str,
+    old_root: Path,
+    old_jsonl: str,
+    old_holdout_jsonl: Optional[str],
+    config: str,
+    source: Optional[str] = None,
+    progress: Optional[Callable[[str], None]] = None,
+) -> Tuple[Model, str, str]: ...
+def registry_champion(uri: str) -> str: ...
+def registry_history(uri: str) -> Tuple[str, str]: ...
+def registry_init(uri: str, package: str) -> str: ...
+def promote(uri: str, package: str, policy: str) -> str: ...
 def time_predict_in_rust(model: Model, batch: np.ndarray, repeats: int) -> float: ...
 def read_image(path: Path) -> np.ndarray: ...

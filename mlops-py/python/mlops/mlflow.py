@@ -3,6 +3,7 @@ training run's history, parameters and charts."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -78,3 +79,52 @@ def log_training(
         mlflow.log_metric("test_accuracy", float(test["accuracy"]))
     if charts is not None:
         mlflow.log_artifacts(str(charts), artifact_path="charts")
+
+
+def register_decision(
+    decision: Dict[str, Any],
+    model: Model,
+    name: str,
+    *,
+    alias: str = "champion",
+    data_root: Optional[PathLike] = None,
+) -> Any:
+    """Registers an adapted ``model`` as a new version of the registered model ``name`` (in
+    the active run, or a new one) with the promotion ``decision`` (from
+    :meth:`mlops.adapt.Registry.promote`) as tags and metrics, and moves ``alias`` to it when
+    it was promoted; returns the ModelVersion. A rejected challenger is registered too, tagged
+    ``mlops.promoted=false`` with the reason, and the alias stays where it was."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    lineage = model.metadata.get("lineage") or {}
+    active = mlflow.active_run()
+    run = active or mlflow.start_run(run_name=f"adapt {decision['challenger']}")
+    try:
+        mlflow.log_params(
+            {
+                "mlops.parent_version": decision["parent"],
+                "mlops.strategy": str(lineage.get("strategy")),
+                "mlops.budget": json.dumps(lineage.get("budget")),
+                "mlops.seed": str(lineage.get("seed")),
+            }
+        )
+        for who, scores in (("parent", decision["parent_scores"]), ("challenger", decision["scores"])):
+            mlflow.log_metrics({f"{who}_{k}_accuracy": float(v) for k, v in scores.items()})
+        info = log_model(model, "model", registered_model_name=name, data_root=data_root)
+    finally:
+        if active is None:
+            mlflow.end_run()
+    client = MlflowClient()
+    version = info.registered_model_version
+    tags = {
+        "mlops.version": decision["challenger"],
+        "mlops.parent": decision["parent"],
+        "mlops.promoted": str(bool(decision["promoted"])).lower(),
+        "mlops.reason": decision["reason"],
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    if decision["promoted"]:
+        client.set_registered_model_alias(name, alias, str(version))
+    return client.get_model_version(name, str(version))

@@ -36,6 +36,12 @@ def _drift(drift: Union[bool, Dict[str, Any]]) -> Optional[str]:
     return json.dumps(drift)
 
 
+def _registry(champion: Optional[Union[str, PathLike]]) -> Optional[str]:
+    if champion is None:
+        return None
+    return champion if isinstance(champion, str) else str(Path(champion))
+
+
 def stream(
     model: Model,
     url: Optional[str],
@@ -47,6 +53,8 @@ def stream(
     until_idle: bool = True,
     progress: Optional[Progress] = None,
     drift: Union[bool, Dict[str, Any]] = True,
+    champion: Optional[Union[str, PathLike]] = None,
+    champion_seconds: float = 1.0,
 ) -> Dict[str, Any]:
     """Predicts new ``cargo`` rows into ``cargo_prediction`` exactly once; returns the run's
     counters. With ``until_idle`` it stops once caught up, otherwise it follows the table until
@@ -58,9 +66,23 @@ def stream(
     uses the defaults (class-conditional MMD, a 50-row window checked every 25 rows, alpha
     0.01, an alarm after two checks in a row), a dict overrides them (``window``, ``every``,
     ``consecutive``, ``by_class``, ``options``: ``{"method", "alpha", ...}``), ``False`` turns
-    it off. Each check is a ``cargo_drift`` row committed with its batch."""
+    it off. Each check is a ``cargo_drift`` row committed with its batch.
+
+    ``champion`` (a registry URI, see :class:`mlops.adapt.Registry`) hot-swaps: the pointer is
+    looked at between batches (at most every ``champion_seconds``) and the champion predicts
+    from the next batch on; every row records the version that made it."""
     text = _rs.stream_predictions(
-        model._native, url, Path(data_root), sink_url, batch_size, name, until_idle, _callback(progress), _drift(drift)
+        model._native,
+        url,
+        Path(data_root),
+        sink_url,
+        batch_size,
+        name,
+        until_idle,
+        _callback(progress),
+        _drift(drift),
+        _registry(champion),
+        champion_seconds,
     )
     return json.loads(text)
 
@@ -90,11 +112,14 @@ def kafka_consume(
     idle_seconds: Optional[float] = 10.0,
     session_timeout_seconds: float = 10.0,
     drift: Union[bool, Dict[str, Any]] = True,
+    champion: Optional[Union[str, PathLike]] = None,
+    champion_seconds: float = 1.0,
 ) -> Dict[str, Any]:
     """Predicts a topic's rows into ``cargo_prediction`` as one consumer of ``group`` (start
     several to split the partitions); writes are idempotent by source id. Stops after
     ``idle_seconds`` without messages (``None``: until Ctrl-C); returns the counters. ``drift``
-    as for :func:`stream` (checks go to ``cargo_drift`` as stream ``kafka:<topic>:<group>``)."""
+    as for :func:`stream` (checks go to ``cargo_drift`` as stream ``kafka:<topic>:<group>``),
+    ``champion`` too (the swap happens between batches)."""
     text = _rs.kafka_consume(
         model._native,
         url,
@@ -106,5 +131,7 @@ def kafka_consume(
         idle_seconds,
         session_timeout_seconds,
         _drift(drift),
+        _registry(champion),
+        champion_seconds,
     )
     return json.loads(text)

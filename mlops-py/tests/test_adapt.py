@@ -1,0 +1,96 @@
+"""The closed loop from Python: adapt with replay, the registry's champion, promotion, the
+MLflow alias, and a stream that swaps to the champion (real PostgreSQL and MLflow)."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+import mlops
+import mlops.mlflow
+from conftest import fresh_db, query_value
+
+
+def _data(demo):
+    tuesday = mlops.Manifest.read(demo / "tuesday_train.jsonl")
+    monday = mlops.Manifest.read(demo / "monday_train.jsonl")
+    monday_test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    return (
+        (demo / "tuesday", mlops.Manifest(tuesday.samples[::4])),
+        (demo / "monday", mlops.Manifest(monday.samples[::4])),
+        mlops.Manifest(monday_test.samples[::4]),
+    )
+
+
+def test_adapt_promote_and_register_the_champion(small_model, demo, tmp_path, mlflow_server):
+    new, old, old_holdout = _data(demo)
+    registry = mlops.Registry(tmp_path / "registry")
+    assert registry.champion() is None
+    first = registry.init(small_model)
+    assert first["generation"] == 1 and first["version"] == small_model.version
+    with pytest.raises(mlops.InvalidParameterError):
+        registry.init(small_model)
+
+    result = mlops.adapt.adapt(
+        registry.champion_model(), new, old, old_holdout=old_holdout, budget=40, epochs=5, source="test"
+    )
+    lineage = result.lineage
+    assert lineage["parent_version"] == small_model.version
+    assert lineage["strategy"] == "k_center" and lineage["rows"]["replay"] == 40
+    assert lineage["source"] == "test"
+    assert result.model.metadata["lineage"] == lineage
+    assert result.model.reference is not None
+    again = mlops.adapt.adapt(
+        registry.champion_model(), new, old, old_holdout=old_holdout, budget=40, epochs=5, source="test"
+    )
+    assert again.model.version == result.model.version, "same seed, same model"
+
+    decision = registry.promote(result.model, margin=1.0)
+    assert decision["challenger"] == result.model.version
+    assert decision["scores"] == lineage["scores"]
+    assert decision["promoted"] == (lineage["scores"]["union"] > lineage["parent_scores"]["union"])
+    champion = registry.champion()
+    assert champion["version"] == (result.model.version if decision["promoted"] else small_model.version)
+    assert [d["challenger"] for d in registry.decisions()] == [result.model.version]
+    with pytest.raises(mlops.InvalidParameterError):
+        registry.promote(result.model, margin=-1)
+
+    # MLflow: the version is registered with the decision; the alias follows promotions only.
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_experiment("mlops-adapt")
+    version = mlops.mlflow.register_decision(decision, result.model, "cargo-adapted", data_root=demo)
+    assert version.tags["mlops.version"] == result.model.version
+    assert version.tags["mlops.promoted"] == str(decision["promoted"]).lower()
+    client = MlflowClient()
+    if decision["promoted"]:
+        assert client.get_model_version_by_alias("cargo-adapted", "champion").version == version.version
+    rejected = dict(decision, promoted=False, challenger="rejected", reason="test: not better")
+    other = mlops.mlflow.register_decision(rejected, result.model, "cargo-adapted", data_root=demo)
+    assert other.tags["mlops.promoted"] == "false"
+    if decision["promoted"]:
+        assert client.get_model_version_by_alias("cargo-adapted", "champion").version == version.version
+
+
+def test_a_stream_swaps_to_the_champion(small_model, demo, tmp_path):
+    url = fresh_db("py_adapt_swap")
+    rows = mlops.Manifest.read(demo / "monday_test.jsonl")
+    mlops.generate(url, [rows], drop=True)
+    registry = mlops.Registry(f"memory://py-swap-{tmp_path.name}/registry")
+    registry.init(small_model)
+    new, old, old_holdout = _data(demo)
+    adapted = mlops.adapt.adapt(small_model, new, old, old_holdout=old_holdout, budget=20, epochs=2)
+    # Made the champion directly (whatever its scores), the stream must serve it.
+    first = mlops.stream(small_model, url, demo / "monday", batch_size=50, champion=registry.uri, drift=False)
+    assert first["swaps"] == 0 and first["model_version"] == small_model.version
+    decision = registry.promote(adapted.model, margin=1.0, min_gain=0.0)
+    mlops.generate(url, [rows])
+    second = mlops.stream(small_model, url, demo / "monday", batch_size=50, champion=registry.uri, drift=False)
+    expected = registry.champion()["version"]
+    assert second["model_version"] == expected
+    assert second["swaps"] == (1 if decision["promoted"] else 0)
+    n = len(rows.samples)
+    assert query_value(url, "SELECT count(DISTINCT id) FROM cargo_prediction") == str(2 * n)
+    assert query_value(
+        url, f"SELECT count(*) FROM cargo_prediction WHERE id > {n} AND model_version = '{expected}'"
+    ) == str(n)
