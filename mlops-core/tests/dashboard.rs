@@ -94,6 +94,7 @@ fn the_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
         "Drift alarms",
         "Drift statistic",
         "Latest drift checks",
+        "Predictions by model version",
     ] {
         assert!(titles.contains(&wanted), "no panel {wanted:?}");
     }
@@ -217,6 +218,12 @@ fn every_panel_query_runs_on_a_streamed_database() {
                 assert_eq!(last - first + 1, 20);
             }
             "Backlog" => assert_eq!(result[0].get::<_, i64>(0), 0),
+            "Predictions by model version" => {
+                let total: i64 = result.iter().map(|r| r.get::<_, i64>("value")).sum();
+                assert_eq!(total, stats.predicted as i64);
+                let versions: BTreeSet<String> = result.iter().map(|r| r.get("metric")).collect();
+                assert_eq!(versions.len(), 1, "one model streamed: {versions:?}");
+            }
             "Live accuracy" => {
                 assert!((result[0].get::<_, f64>(0) - expected_accuracy).abs() < 1e-9)
             }

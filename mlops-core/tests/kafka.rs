@@ -198,3 +198,69 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
         .get(0);
     assert_eq!(versions, 0);
 }
+
+#[test]
+fn a_consumer_swaps_to_the_new_champion_between_batches() {
+    use mlops_core::adapt::{ChampionWatch, Registry};
+    let url = loaded_db("kafka_swap", 1500);
+    let topic = "swap-test";
+    ensure_topic(&brokers(), topic, 1).unwrap();
+    assert_eq!(publish(&url, topic), 1500);
+    let registry = Registry::new("memory://kafka-swap/registry");
+    let (a_uri, b_uri) = (registry.model_uri("a"), registry.model_uri("b"));
+    common::small_cnn_package(1).save(&a_uri).unwrap();
+    common::small_cnn_package(2).save(&b_uri).unwrap();
+    let first = registry.init_champion(&a_uri).unwrap();
+    let predictor =
+        mlops_core::predict::Predictor::load(&a_uri, mlops_core::ComputeBackend::Flex).unwrap();
+    let config = ConsumeConfig {
+        brokers: brokers(),
+        topic: topic.to_string(),
+        group: "predict-swap".into(),
+        sink_url: Some(url.clone()),
+        data_root: demo_data().join("monday"),
+        batch_size: 16,
+        exit_after_idle: Some(Duration::from_secs(8)),
+        drift: None,
+        champion: Some(ChampionWatch {
+            registry: registry.clone(),
+            interval: Duration::from_millis(20),
+        }),
+        ..ConsumeConfig::default()
+    };
+    // The champion moves once 200 rows are predicted, while the consumer runs.
+    let moved = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (slot, mover, from) = (moved.clone(), registry.clone(), first.clone());
+    let control = mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
+        let mut moved = slot.lock().unwrap();
+        if p.done >= 200 && moved.is_none() {
+            let b = mover
+                .replace_champion(Some(&from), &b_uri, "test")
+                .unwrap()
+                .unwrap();
+            *moved = Some(b.version);
+        }
+    });
+    let stats = consume_topic(&config, &predictor, &first.version, &control).unwrap();
+    let b = moved.lock().unwrap().clone().expect("the champion moved");
+    assert_eq!((stats.predicted, stats.swaps), (1500, 1));
+    assert_eq!(stats.model_version, b);
+    let rows: Vec<String> = connect(Some(&url))
+        .unwrap()
+        .query(
+            "SELECT model_version FROM cargo_prediction ORDER BY id",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(rows.len(), 1500, "one prediction per id");
+    let first_b = rows.iter().position(|v| *v == b).unwrap();
+    assert!(first_b >= 200, "swapped before the move: {first_b}");
+    assert!(rows[..first_b].iter().all(|v| *v == first.version));
+    assert!(
+        rows[first_b..].iter().all(|v| *v == b),
+        "one partition: after the swap, only B"
+    );
+}

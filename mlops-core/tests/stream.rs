@@ -351,6 +351,7 @@ fn empty_and_missing_tables_and_a_wrong_password_are_clear() {
         stats,
         StreamStats {
             seconds: stats.seconds,
+            model_version: "test".into(),
             ..StreamStats::default()
         }
     );
