@@ -56,20 +56,24 @@ def test_adapt_promote_and_register_the_champion(small_model, demo, tmp_path, ml
     with pytest.raises(mlops.InvalidParameterError):
         registry.promote(result.model, margin=-1)
 
-    # MLflow: the version is registered with the decision; the alias follows promotions only.
+    # MLflow: each challenger becomes a version tagged with its decision; the alias follows
+    # promotions only (the same model registered as promoted, then as rejected).
     mlflow.set_tracking_uri(mlflow_server)
     mlflow.set_experiment("mlops-adapt")
-    version = mlops.mlflow.register_decision(decision, result.model, "cargo-adapted", data_root=demo)
-    assert version.tags["mlops.version"] == result.model.version
-    assert version.tags["mlops.promoted"] == str(decision["promoted"]).lower()
     client = MlflowClient()
-    if decision["promoted"]:
-        assert client.get_model_version_by_alias("cargo-adapted", "champion").version == version.version
-    rejected = dict(decision, promoted=False, challenger="rejected", reason="test: not better")
+    promoted = dict(decision, promoted=True, reason="test: promoted")
+    version = mlops.mlflow.register_decision(promoted, result.model, "cargo-adapted", data_root=demo)
+    assert version.tags["mlops.version"] == result.model.version
+    assert version.tags["mlops.promoted"] == "true"
+    assert version.tags["mlops.parent"] == small_model.version
+    assert client.get_model_version_by_alias("cargo-adapted", "champion").version == version.version
+    rejected = dict(decision, promoted=False, reason="test: not better")
     other = mlops.mlflow.register_decision(rejected, result.model, "cargo-adapted", data_root=demo)
-    assert other.tags["mlops.promoted"] == "false"
-    if decision["promoted"]:
-        assert client.get_model_version_by_alias("cargo-adapted", "champion").version == version.version
+    assert other.tags["mlops.promoted"] == "false" and other.tags["mlops.reason"] == "test: not better"
+    assert other.version != version.version
+    assert client.get_model_version_by_alias("cargo-adapted", "champion").version == version.version
+    run = client.get_run(other.run_id)
+    assert run.data.metrics["challenger_union_accuracy"] == pytest.approx(lineage["scores"]["union"])
 
 
 def test_a_stream_swaps_to_the_champion(small_model, demo, tmp_path):
@@ -78,19 +82,19 @@ def test_a_stream_swaps_to_the_champion(small_model, demo, tmp_path):
     mlops.generate(url, [rows], drop=True)
     registry = mlops.Registry(f"memory://py-swap-{tmp_path.name}/registry")
     registry.init(small_model)
-    new, old, old_holdout = _data(demo)
-    adapted = mlops.adapt.adapt(small_model, new, old, old_holdout=old_holdout, budget=20, epochs=2)
-    # Made the champion directly (whatever its scores), the stream must serve it.
     first = mlops.stream(small_model, url, demo / "monday", batch_size=50, champion=registry.uri, drift=False)
     assert first["swaps"] == 0 and first["model_version"] == small_model.version
-    decision = registry.promote(adapted.model, margin=1.0, min_gain=0.0)
+    # Another registry whose champion is an adapted model: a stream started with the old model
+    # serves the champion from its first batch.
+    new, old, old_holdout = _data(demo)
+    adapted = mlops.adapt.adapt(small_model, new, old, old_holdout=old_holdout, budget=20, epochs=2)
+    other = mlops.Registry(tmp_path / "other-registry")
+    other.init(adapted.model)
     mlops.generate(url, [rows])
-    second = mlops.stream(small_model, url, demo / "monday", batch_size=50, champion=registry.uri, drift=False)
-    expected = registry.champion()["version"]
-    assert second["model_version"] == expected
-    assert second["swaps"] == (1 if decision["promoted"] else 0)
+    second = mlops.stream(small_model, url, demo / "monday", batch_size=50, champion=other.uri, drift=False)
+    assert second["swaps"] == 1 and second["model_version"] == adapted.model.version
     n = len(rows.samples)
     assert query_value(url, "SELECT count(DISTINCT id) FROM cargo_prediction") == str(2 * n)
-    assert query_value(
-        url, f"SELECT count(*) FROM cargo_prediction WHERE id > {n} AND model_version = '{expected}'"
-    ) == str(n)
+    by_version = f"SELECT count(*) FROM cargo_prediction WHERE id > {n} AND model_version = '{adapted.model.version}'"
+    assert query_value(url, by_version) == str(n)
+    assert query_value(url, f"SELECT count(*) FROM cargo_prediction WHERE id <= {n} AND model_version = '{small_model.version}'") == str(n)
