@@ -9,14 +9,9 @@
 #     training rows) -> promotion -> the stream swaps between two batches.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run() { echo "+ $*" >&2; "$@"; }
-bin=target/release/examples
-out=target/demo
-psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql
+. scripts/demo-live.sh
 base=${MLOPS_TEST_PG_URL%/*}
 url=$base/closed_loop
-sql() { "$psql_bin" "$1" -X -q -A -F ' | ' -c "$2"; }
-value() { "$psql_bin" "$url" -X -q -A -t -c "$1"; }
 sql "$MLOPS_TEST_PG_URL" "DROP DATABASE IF EXISTS closed_loop WITH (FORCE)" >/dev/null
 sql "$MLOPS_TEST_PG_URL" "CREATE DATABASE closed_loop" >/dev/null
 registry=$out/registry
@@ -49,15 +44,15 @@ adapt_pid=$!
 echo "-- tuesday's rows arrive live (40 rows/s); stream and adapter run in the background"
 run "$bin/generate" --url "$url" --in-order "$out/tuesday_live.jsonl" --rate 40
 wait "$adapt_pid" || { cat "$out/loop-adapt.log" >&2; exit 1; }
-total=$(value "SELECT count(*) FROM cargo")
+total=$(value "$url" "SELECT count(*) FROM cargo")
 for _ in $(seq 1 120); do
-  [ "$(value "SELECT count(*) FROM cargo_prediction")" -ge "$total" ] && break
+  [ "$(value "$url" "SELECT count(*) FROM cargo_prediction")" -ge "$total" ] && break
   sleep 0.5
 done
 kill -TERM "$stream_pid"
 wait "$stream_pid" || true
 
-first_tuesday=$(value "SELECT min(id) FROM cargo WHERE image_path LIKE 'tuesday/%'")
+first_tuesday=$(value "$url" "SELECT min(id) FROM cargo WHERE image_path LIKE 'tuesday/%'")
 echo "decision:"
 run "$bin/adapt" show --registry "$registry" > "$out/loop-registry.json"
 .venv/bin/python - "$out/loop-registry.json" <<'PY'

@@ -7,12 +7,7 @@
 #               into a second database.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-run() { echo "+ $*" >&2; "$@"; }
-bin=target/release/examples
-out=target/demo
-psql_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)/psql
-sql() { "$psql_bin" "$1" -X -q -A -F ' | ' -c "$2"; }
-value() { "$psql_bin" "$1" -X -q -A -t -c "$2"; }
+. scripts/demo-live.sh
 url=$MLOPS_TEST_PG_URL
 base=${url%/*}
 

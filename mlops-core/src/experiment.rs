@@ -21,6 +21,7 @@ use crate::infer::FeatureExtractor;
 use crate::model::Backbone;
 use crate::model::classifier::seeded_linear;
 use crate::select::{Budget, Distance, Embeddings, Strategy, select};
+use crate::train::features::Rows;
 use crate::train::{
     EpochMetrics, ImageSet, SkippedImage, TrainConfig, evaluate_head, extractor_set_features,
     train_head,
@@ -155,45 +156,6 @@ pub struct ExperimentResults {
     pub feature_seconds: f64,
     /// Seconds for the whole experiment.
     pub total_seconds: f64,
-}
-
-/// Feature rows and labels of one set.
-struct Rows {
-    features: Vec<f32>,
-    targets: Vec<u32>,
-}
-
-impl Rows {
-    fn width(&self) -> usize {
-        self.features
-            .len()
-            .checked_div(self.targets.len())
-            .unwrap_or(0)
-    }
-
-    fn concat(parts: &[&Rows]) -> Rows {
-        Rows {
-            features: parts
-                .iter()
-                .flat_map(|r| r.features.iter().copied())
-                .collect(),
-            targets: parts
-                .iter()
-                .flat_map(|r| r.targets.iter().copied())
-                .collect(),
-        }
-    }
-
-    fn pick(&self, indices: &[usize]) -> Rows {
-        let w = self.width();
-        Rows {
-            features: indices
-                .iter()
-                .flat_map(|&i| self.features[i * w..(i + 1) * w].iter().copied())
-                .collect(),
-            targets: indices.iter().map(|&i| self.targets[i]).collect(),
-        }
-    }
 }
 
 fn accuracy(

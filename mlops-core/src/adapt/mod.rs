@@ -24,18 +24,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::{ModelPackage, PackageInfo};
 use crate::control::Control;
-use crate::dataset::{ClassMap, Manifest};
+use crate::dataset::Manifest;
 use crate::dataset::{SplitOptions, split};
-use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
 use crate::infer::FeatureExtractor;
 use crate::model::Classifier;
-use crate::predict::{LinearHead, head_probabilities};
 use crate::seed::sha256_hex;
 use crate::select::{Budget, Embeddings, Strategy, select};
+use crate::train::features::Rows;
 use crate::train::{
-    EpochMetrics, ImageSet, SkippedImage, TrainConfig, evaluate_head, extractor_set_features,
-    train_head,
+    EpochMetrics, Evaluation, ImageSet, SkippedImage, TrainConfig, check_targets, evaluate_head,
+    extractor_set_features, reference_sample, train_head,
 };
 
 mod promote;
@@ -169,31 +168,6 @@ pub struct Adaptation {
     pub seconds: f64,
 }
 
-/// Feature rows and labels of one set.
-struct Rows {
-    features: Vec<f32>,
-    targets: Vec<u32>,
-}
-
-impl Rows {
-    fn concat(a: &Rows, b: &Rows) -> Rows {
-        Rows {
-            features: [a.features.as_slice(), b.features.as_slice()].concat(),
-            targets: [a.targets.as_slice(), b.targets.as_slice()].concat(),
-        }
-    }
-
-    fn pick(&self, indices: &[usize], width: usize) -> Rows {
-        Rows {
-            features: indices
-                .iter()
-                .flat_map(|&i| self.features[i * width..(i + 1) * width].iter().copied())
-                .collect(),
-            targets: indices.iter().map(|&i| self.targets[i]).collect(),
-        }
-    }
-}
-
 /// The manifest with each image path once (its first row).
 fn unique_paths(manifest: &Manifest) -> Manifest {
     let mut seen = std::collections::HashSet::new();
@@ -205,27 +179,6 @@ fn unique_paths(manifest: &Manifest) -> Manifest {
             .cloned()
             .collect(),
     )
-}
-
-fn check_targets(name: &'static str, manifest: &Manifest, classes: &ClassMap) -> Result<()> {
-    match manifest
-        .samples
-        .iter()
-        .enumerate()
-        .find(|(_, s)| s.target as usize >= classes.len())
-    {
-        Some((i, s)) => Err(Error::invalid(
-            name,
-            format!(
-                "row {} ({}) has class id {}, the model has {} classes",
-                i + 1,
-                s.image_path,
-                s.target,
-                classes.len()
-            ),
-        )),
-        None => Ok(()),
-    }
 }
 
 /// A seeded stratified holdout of `manifest`: (kept, held out).
@@ -255,22 +208,22 @@ fn hold_out(
     Ok((parts.train, parts.test))
 }
 
+/// `head`'s accuracy on the held-out old, new and all rows, with the evaluation on all rows.
 fn scores(
     head: &burn::nn::Linear,
-    old: &Rows,
-    new: &Rows,
-    both: &Rows,
+    [old, new, both]: [&Rows; 3],
     classes: usize,
     device: &burn::prelude::Device,
-) -> Result<Scores> {
-    let accuracy = |rows: &Rows| {
-        evaluate_head(head, &rows.features, &rows.targets, classes, device).map(|e| e.accuracy)
+) -> Result<(Scores, Evaluation)> {
+    let evaluate =
+        |rows: &Rows| evaluate_head(head, &rows.features, &rows.targets, classes, device);
+    let union = evaluate(both)?;
+    let scores = Scores {
+        old: evaluate(old)?.accuracy,
+        new: evaluate(new)?.accuracy,
+        union: union.accuracy,
     };
-    Ok(Scores {
-        old: accuracy(old)?,
-        new: accuracy(new)?,
-        union: accuracy(both)?,
-    })
+    Ok((scores, union))
 }
 
 /// Adapts `parent` to the new data: its head is trained further on the new training rows plus
@@ -355,10 +308,7 @@ pub fn adapt(
     let n_classes = classes.len();
 
     let replay = if old_pool_rows.targets.is_empty() {
-        Rows {
-            features: Vec::new(),
-            targets: Vec::new(),
-        }
+        old_pool_rows.pick(&[])
     } else {
         let embeddings = Embeddings::new(old_pool_rows.features.clone(), width)?.l2_normalised();
         let selection = select(
@@ -368,10 +318,10 @@ pub fn adapt(
             config.budget,
             seed,
         )?;
-        old_pool_rows.pick(&selection.indices, width)
+        old_pool_rows.pick(&selection.indices)
     };
-    let both_holdout = Rows::concat(&old_holdout_rows, &new_holdout_rows);
-    let train_rows = Rows::concat(&new_train_rows, &replay);
+    let both_holdout = Rows::concat(&[&old_holdout_rows, &new_holdout_rows]);
+    let train_rows = Rows::concat(&[&new_train_rows, &replay]);
     let (head, history) = train_head(
         parent.model.head.clone(),
         (&train_rows.features, &train_rows.targets),
@@ -380,39 +330,14 @@ pub fn adapt(
         &train_config,
         control,
     )?;
-    let score = |head: &burn::nn::Linear| {
-        scores(
-            head,
-            &old_holdout_rows,
-            &new_holdout_rows,
-            &both_holdout,
-            n_classes,
-            &device,
-        )
+    let held_out = [&old_holdout_rows, &new_holdout_rows, &both_holdout];
+    let (parent_scores, _) = scores(&parent.model.head, held_out, n_classes, &device)?;
+    let (challenger_scores, test) = scores(&head, held_out, n_classes, &device)?;
+    let model = Classifier {
+        backbone: parent.model.backbone.clone(),
+        head,
     };
-    let parent_scores = score(&parent.model.head)?;
-    let challenger_scores = score(&head)?;
-    let test = evaluate_head(
-        &head,
-        &both_holdout.features,
-        &both_holdout.targets,
-        n_classes,
-        &device,
-    )?;
-    let reference = if train_config.reference_rows == 0 {
-        None
-    } else {
-        let linear = LinearHead::new(&head)?;
-        let probabilities = head_probabilities(&linear, &new_holdout_rows.features);
-        Some(ReferenceSample::subsample(
-            &new_holdout_rows.features,
-            &probabilities,
-            width,
-            n_classes,
-            train_config.reference_rows,
-            seed,
-        )?)
-    };
+    let reference = reference_sample(&model, &new_holdout_rows.features, n_classes, &train_config)?;
     let sha = |m: &Manifest| sha256_hex(m.to_jsonl().as_bytes());
     let lineage = Lineage {
         parent_version: parent.metadata.version().to_string(),
@@ -435,10 +360,6 @@ pub fn adapt(
         parent_scores,
         scores: challenger_scores,
         source: None,
-    };
-    let model = Classifier {
-        backbone: parent.model.backbone.clone(),
-        head,
     };
     let info = PackageInfo {
         train_config: Some(train_config),

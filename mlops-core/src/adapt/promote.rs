@@ -109,24 +109,20 @@ pub fn promote(
             format!("{package_uri} has no lineage (only adapted models can be promoted this way)"),
         )
     })?;
-    let champion = registry.champion()?;
-    if let Some(current) = &champion
-        && current.version == version
-    {
-        return match registry.decision(&version)? {
-            Some(decision) => Ok(decision),
-            None => Ok(decision_for(
-                &version,
-                package_uri,
-                &lineage,
-                true,
-                "already the champion".into(),
-                Some(current.generation),
-            )),
-        };
-    }
     if let Some(earlier) = registry.decision(&version)? {
         return Ok(earlier);
+    }
+    let champion = registry.champion()?;
+    if let Some(current) = champion.as_ref().filter(|c| c.version == version) {
+        // Promoted by a run that died before recording its decision.
+        return Ok(decision_for(
+            &version,
+            package_uri,
+            &lineage,
+            true,
+            "already the champion".into(),
+            Some(current.generation),
+        ));
     }
     let Some(champion) = champion else {
         return Err(Error::invalid(

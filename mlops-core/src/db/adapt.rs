@@ -20,7 +20,9 @@ use postgres::Client;
 use serde::{Deserialize, Serialize};
 
 use super::connection::{connect, db_error, sleep_unless_cancelled};
-use crate::adapt::{AdaptConfig, AdaptData, Decision, PromotionPolicy, Registry, adapt, promote};
+use crate::adapt::{
+    AdaptConfig, AdaptData, Champion, Decision, PromotionPolicy, Registry, adapt, promote,
+};
 use crate::artifact::ModelPackage;
 use crate::control::Control;
 use crate::dataset::{Manifest, Sample};
@@ -228,13 +230,7 @@ pub fn look_once(config: &AdaptLoopConfig, control: &Control) -> Result<Look> {
         }
     }
     // The lock is the session's: it goes with the connection, also when this process dies.
-    let result = attempt(
-        config,
-        &champion.version,
-        &mut source,
-        sink.as_mut(),
-        control,
-    );
+    let result = attempt(config, &champion, &mut source, sink.as_mut(), control);
     let sink = sink.as_mut().unwrap_or(&mut source);
     let _ = sink.execute("SELECT pg_advisory_unlock(hashtext($1))", &[&lock]);
     result
@@ -249,12 +245,13 @@ struct Range {
 
 fn attempt(
     config: &AdaptLoopConfig,
-    parent: &str,
+    champion: &Champion,
     source: &mut Client,
     mut sink: Option<&mut Client>,
     control: &Control,
 ) -> Result<Look> {
     let stream = config.stream.as_str();
+    let parent = champion.version.as_str();
     let started = Instant::now();
     let db = |what: &str| {
         let what = what.to_string();
@@ -317,15 +314,7 @@ fn attempt(
         }
     };
     let registry = &config.registry;
-    let champion = registry
-        .champion()?
-        .filter(|c| c.version == parent)
-        .ok_or_else(|| Error::Package {
-            uri: registry.uri().to_string(),
-            reason: format!("the champion moved away from {parent} during the attempt"),
-            source: None,
-        })?;
-    let parent_uri = registry.package_uri(&champion);
+    let parent_uri = registry.package_uri(champion);
     let device = config.adapt.train.backend.device();
     let package = ModelPackage::load(&parent_uri, &device)?;
     let new = new_rows(

@@ -103,29 +103,11 @@ pub fn trickle(
     if pool.is_empty() {
         return Err(Error::invalid("pool", "no samples to draw from"));
     }
-    if !(rate > 0.0 && rate.is_finite()) {
-        return Err(Error::invalid(
-            "rate",
-            format!("must be a positive number of rows per second, got {rate}"),
-        ));
-    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let period = Duration::from_secs_f64(1.0 / rate);
-    let started = Instant::now();
-    let mut inserted = 0u64;
-    while count.is_none_or(|c| inserted < c) && !control.is_cancelled() {
-        let due = started + period.mul_f64(inserted as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep((due - now).min(Duration::from_millis(200)));
-            continue;
-        }
+    paced(rate, count, control, || {
         let sample = &pool.samples[rng.random_range(0..pool.len())];
-        insert_row(client, sample)?;
-        inserted += 1;
-        control.report(Progress::items("trickle", inserted, count));
-    }
-    Ok(inserted)
+        insert_row(client, sample).map(|_| ())
+    })
 }
 
 /// Inserts `manifest`'s rows in order, one commit each, at `rate` rows per second (a day's
@@ -137,6 +119,26 @@ pub fn trickle_in_order(
     rate: f64,
     control: &Control,
 ) -> Result<u64> {
+    let mut samples = manifest.samples.iter();
+    paced(
+        rate,
+        Some(manifest.len() as u64),
+        control,
+        || match samples.next() {
+            Some(sample) => insert_row(client, sample).map(|_| ()),
+            None => Ok(()),
+        },
+    )
+}
+
+/// Calls `insert` `rate` times per second until it was called `count` times (when given) or
+/// `control` is cancelled, reporting `trickle` after every call; returns the calls made.
+fn paced(
+    rate: f64,
+    count: Option<u64>,
+    control: &Control,
+    mut insert: impl FnMut() -> Result<()>,
+) -> Result<u64> {
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(Error::invalid(
             "rate",
@@ -145,23 +147,17 @@ pub fn trickle_in_order(
     }
     let period = Duration::from_secs_f64(1.0 / rate);
     let started = Instant::now();
-    let total = manifest.len() as u64;
     let mut inserted = 0u64;
-    for sample in &manifest.samples {
-        loop {
-            if control.is_cancelled() {
-                return Ok(inserted);
-            }
-            let due = started + period.mul_f64(inserted as f64);
-            let now = Instant::now();
-            if due <= now {
-                break;
-            }
+    while count.is_none_or(|c| inserted < c) && !control.is_cancelled() {
+        let due = started + period.mul_f64(inserted as f64);
+        let now = Instant::now();
+        if due > now {
             std::thread::sleep((due - now).min(Duration::from_millis(200)));
+            continue;
         }
-        insert_row(client, sample)?;
+        insert()?;
         inserted += 1;
-        control.report(Progress::items("trickle", inserted, Some(total)));
+        control.report(Progress::items("trickle", inserted, count));
     }
     Ok(inserted)
 }

@@ -208,3 +208,47 @@ pub fn extractor_features(
     }
     Ok(out)
 }
+
+/// Feature rows and labels of one set.
+pub(crate) struct Rows {
+    /// Row-major features, `targets.len()` rows.
+    pub(crate) features: Vec<f32>,
+    /// One class id per row.
+    pub(crate) targets: Vec<u32>,
+}
+
+impl Rows {
+    /// Features per row (0 without rows).
+    pub(crate) fn width(&self) -> usize {
+        self.features
+            .len()
+            .checked_div(self.targets.len())
+            .unwrap_or(0)
+    }
+
+    /// The rows of `parts`, in order.
+    pub(crate) fn concat(parts: &[&Rows]) -> Rows {
+        Rows {
+            features: parts
+                .iter()
+                .flat_map(|r| r.features.iter().copied())
+                .collect(),
+            targets: parts
+                .iter()
+                .flat_map(|r| r.targets.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// The rows at `indices`, in that order.
+    pub(crate) fn pick(&self, indices: &[usize]) -> Rows {
+        let w = self.width();
+        Rows {
+            features: indices
+                .iter()
+                .flat_map(|&i| self.features[i * w..(i + 1) * w].iter().copied())
+                .collect(),
+            targets: indices.iter().map(|&i| self.targets[i]).collect(),
+        }
+    }
+}

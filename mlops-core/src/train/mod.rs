@@ -25,7 +25,7 @@ use crate::predict::{LinearHead, head_probabilities};
 use crate::vision::Preprocess;
 
 mod evaluate;
-mod features;
+pub(crate) mod features;
 mod finetune;
 mod head;
 
@@ -227,9 +227,9 @@ pub struct TrainOutcome {
     pub reference: Option<ReferenceSample>,
 }
 
-/// The drift reference of a frozen-backbone model: a seeded subsample of `features` (test or
-/// training rows) with the trained head's softmax outputs.
-fn reference_sample(
+/// The drift reference of a frozen-backbone model: a seeded subsample of `features` (test,
+/// training or, after an adaptation, held-out new rows) with the head's softmax outputs.
+pub(crate) fn reference_sample(
     model: &Classifier,
     features: &[f32],
     classes: usize,
@@ -252,11 +252,16 @@ fn reference_sample(
     .map(Some)
 }
 
-fn check_targets(manifest: &Manifest, classes: &ClassMap) -> Result<()> {
+/// An error naming `name` when a sample's class id is not one of `classes`.
+pub(crate) fn check_targets(
+    name: &'static str,
+    manifest: &Manifest,
+    classes: &ClassMap,
+) -> Result<()> {
     for (i, s) in manifest.samples.iter().enumerate() {
         if s.target as usize >= classes.len() {
             return Err(Error::invalid(
-                "target",
+                name,
                 format!(
                     "sample {} ({}) has class id {} but there are {} classes",
                     i + 1,
@@ -283,8 +288,8 @@ pub fn train(
     control: &Control,
 ) -> Result<TrainOutcome> {
     config.validate()?;
-    check_targets(train_set.manifest, classes)?;
-    check_targets(test_set.manifest, classes)?;
+    check_targets("target", train_set.manifest, classes)?;
+    check_targets("target", test_set.manifest, classes)?;
     let device = config.backend.device();
     let no_training_image = || Error::invalid("train", "no readable training image");
     match config.mode {
