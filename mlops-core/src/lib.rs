@@ -190,6 +190,7 @@ pub mod predict;
 pub mod report;
 pub mod seed;
 pub mod select;
+pub mod stats;
 #[cfg(feature = "train")]
 pub mod train;
 #[cfg(feature = "train")]
@@ -209,7 +210,7 @@ pub use artifact::{ModelPackage, PackageInfo, PackageMetadata, list_packages};
 #[cfg(feature = "train")]
 pub use backend::ComputeBackend;
 #[cfg(feature = "train")]
-pub use experiment::{ExperimentConfig, ExperimentResults, ShiftData, run_shift_experiment};
+pub use experiment::{ExperimentConfig, ExperimentResults, Shift, ShiftData, run_shift_experiment};
 #[cfg(feature = "train")]
 pub use infer::{FeatureEngine, FeatureExtractor};
 #[cfg(feature = "train")]

@@ -1,5 +1,6 @@
-//! Charts of the shift experiment, as SVG and PNG: accuracy per strategy and test split (with
-//! the spread over seeds), training curves, and the confusion matrix of the best strategy.
+//! Charts of the shift experiment, as SVG and PNG: accuracy, forgetting and plasticity against
+//! the replay budget per strategy with 95% confidence bands, one panel per shift, and the
+//! confusion matrix of the best run.
 //! Text is laid out and drawn with a TrueType font given by the caller (the examples and
 //! Python take DejaVu Sans from the matplotlib wheel), so charts look the same on every
 //! machine.
@@ -10,14 +11,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::experiment::ExperimentResults;
+use crate::experiment::{Cell, ExperimentResults};
 use crate::imageio::write_atomic;
-
-const SPLITS: [(&str, RGBColor); 3] = [
-    ("monday test", RGBColor(31, 119, 180)),
-    ("tuesday test", RGBColor(255, 127, 14)),
-    ("both", RGBColor(44, 160, 44)),
-];
+use crate::stats::Interval;
 
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -50,155 +46,176 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn accuracy_chart<DB: DrawingBackend>(
+/// What a budget chart plots per cell.
+#[derive(Clone, Copy)]
+enum Plotted {
+    /// Accuracy on both test sets.
+    Both,
+    /// Monday accuracy lost.
+    Forgetting,
+    /// Accuracy on the shift's test set.
+    Plasticity,
+}
+
+impl Plotted {
+    fn interval(self, c: &Cell) -> Interval {
+        match self {
+            Plotted::Both => c.both,
+            Plotted::Forgetting => c.forgetting,
+            Plotted::Plasticity => c.tuesday,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Plotted::Both => "accuracy on both test sets (%)",
+            Plotted::Forgetting => "forgetting: monday accuracy lost (points)",
+            Plotted::Plasticity => "accuracy on the shift's test set (%)",
+        }
+    }
+}
+
+/// One panel per shift: the plotted value against the replay budget, one line per strategy
+/// with its 95% confidence band (budget 0 is `none` for every line; `all` is a dashed level).
+fn budget_chart<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     r: &ExperimentResults,
+    plotted: Plotted,
 ) -> Result<()> {
     root.fill(&WHITE).map_err(chart_error)?;
-    let n = r.summary.len();
-    let lowest = r
-        .summary
-        .iter()
-        .flat_map(|s| {
-            [
-                s.mean.monday - s.std.monday,
-                s.mean.tuesday - s.std.tuesday,
-                s.mean.both - s.std.both,
-            ]
-        })
-        .fold(1.0f64, f64::min);
-    let y_min = y_floor(lowest);
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Test accuracy after training on tuesday + replay (mean ± sd over seeds)",
-            ("sans-serif", 22),
-        )
-        .margin(15)
-        .x_label_area_size(60)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..n as f64, y_min..102f64)
+    let title = format!(
+        "{} against replay budget, tuning {} (mean and 95% interval over {} seeds)",
+        plotted.label(),
+        r.tuning,
+        r.config.seeds.len()
+    );
+    let (top, body) = root.split_vertically(40);
+    top.titled(&title, ("sans-serif", 20))
         .map_err(chart_error)?;
-    let names: Vec<String> = r.summary.iter().map(|s| s.strategy.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.01 && i < names.len() {
-                names[i].clone()
-            } else {
-                String::new()
-            }
-        })
-        .y_desc("accuracy (%)")
-        .x_desc("replay strategy")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(chart_error)?;
-    for (k, (label, color)) in SPLITS.iter().enumerate() {
-        let value = |s: &crate::experiment::StrategySummary| match k {
-            0 => (s.mean.monday, s.std.monday),
-            1 => (s.mean.tuesday, s.std.tuesday),
-            _ => (s.mean.both, s.std.both),
+    let cols = r.shifts.len().clamp(1, 2);
+    let rows = r.shifts.len().div_ceil(cols).max(1);
+    let panels = body.split_evenly((rows, cols));
+    let budgets = r.budget_columns();
+    let value = |c: &Cell| {
+        let i = plotted.interval(c);
+        let half = if i.half_width.is_nan() {
+            0.0
+        } else {
+            i.half_width
         };
-        let x0 = |i: usize| i as f64 + 0.1 + 0.27 * k as f64;
+        (100.0 * i.mean, 100.0 * half)
+    };
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for c in &r.cells {
+        let (m, h) = value(c);
+        lo = lo.min(m - h);
+        hi = hi.max(m + h);
+    }
+    if !lo.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    let pad = ((hi - lo) * 0.08).max(0.5);
+    let (lo, hi) = (lo - pad, hi + pad);
+    let strategies: Vec<&str> = r
+        .strategy_rows()
+        .into_iter()
+        .filter(|s| *s != "none" && *s != "all")
+        .collect();
+    for (panel, shift) in panels.iter().zip(&r.shifts) {
+        let x_max = budgets.len().max(2) as f64 - 0.7;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("shift: {}", shift.name), ("sans-serif", 17))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(-0.3f64..x_max, lo..hi)
+            .map_err(chart_error)?;
+        let labels = budgets.clone();
         chart
-            .draw_series(r.summary.iter().enumerate().map(|(i, s)| {
-                let (m, _) = value(s);
-                Rectangle::new([(x0(i), y_min), (x0(i) + 0.25, 100.0 * m)], color.filled())
-            }))
-            .map_err(chart_error)?
-            .label(*label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
-        chart
-            .draw_series(r.summary.iter().enumerate().map(|(i, s)| {
-                let (m, sd) = value(s);
-                let x = x0(i) + 0.125;
-                ErrorBar::new_vertical(
-                    x,
-                    100.0 * (m - sd),
-                    100.0 * m,
-                    100.0 * (m + sd),
-                    BLACK.filled(),
+            .configure_mesh()
+            .x_labels(budgets.len().max(2))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                match labels.get(i as usize) {
+                    Some(b) if (x - i).abs() < 0.01 && i >= 0.0 => b.to_string(),
+                    _ => String::new(),
+                }
+            })
+            .x_desc("replay budget (samples)")
+            .y_desc(plotted.label())
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(chart_error)?;
+        let none = r.cell(&shift.name, "none", 0);
+        for (k, strategy) in strategies.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            let points: Vec<(f64, f64, f64)> = budgets
+                .iter()
+                .enumerate()
+                .filter_map(|(x, &b)| {
+                    let cell = if b == 0 {
+                        none
+                    } else {
+                        r.cell(&shift.name, strategy, b)
+                    };
+                    cell.map(|c| {
+                        let (m, h) = value(c);
+                        (x as f64, m, h)
+                    })
+                })
+                .collect();
+            if points.is_empty() {
+                continue;
+            }
+            let mut band: Vec<(f64, f64)> = points.iter().map(|&(x, m, h)| (x, m + h)).collect();
+            band.extend(points.iter().rev().map(|&(x, m, h)| (x, m - h)));
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    band,
+                    color.mix(0.12).filled(),
+                )))
+                .map_err(chart_error)?;
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().map(|&(x, m, _)| (x, m)),
+                    color.stroke_width(2),
+                ))
+                .map_err(chart_error)?
+                .label(strategy.to_string())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
+        }
+        if let Some(all) = r
+            .cells
+            .iter()
+            .find(|c| c.shift == shift.name && c.strategy == "all")
+        {
+            let (m, _) = value(all);
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(-0.3, m), (x_max, m)],
                     6,
-                )
-            }))
+                    4,
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(chart_error)?
+                .label("all (joint)")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+        }
+        chart
+            .configure_series_labels()
+            // Where the lines usually are not: accuracy rises with the budget, forgetting falls.
+            .position(match plotted {
+                Plotted::Forgetting => SeriesLabelPosition::UpperRight,
+                _ => SeriesLabelPosition::UpperLeft,
+            })
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 11))
+            .draw()
             .map_err(chart_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(chart_error)?;
-    root.present().map_err(chart_error)
-}
-
-/// A y-axis floor in percent a little below `lowest` (a fraction), on a multiple of 5.
-fn y_floor(lowest: f64) -> f64 {
-    ((100.0 * lowest - 3.0) / 5.0).floor().clamp(0.0, 19.0) * 5.0
-}
-
-fn curves_chart<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    r: &ExperimentResults,
-) -> Result<()> {
-    root.fill(&WHITE).map_err(chart_error)?;
-    let epochs = r.monday_history.len().max(1);
-    let lowest = r
-        .runs
-        .iter()
-        .flat_map(|run| run.history.iter().map(|m| m.test_accuracy))
-        .fold(1.0f64, f64::min);
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            "Training on tuesday + replay: accuracy on both test sets per epoch (first seed)",
-            ("sans-serif", 22),
-        )
-        .margin(15)
-        .x_label_area_size(50)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.5f64..epochs as f64 + 0.5, y_floor(lowest)..100f64)
-        .map_err(chart_error)?;
-    chart
-        .configure_mesh()
-        .x_desc("epoch")
-        .y_desc("test accuracy, both days (%)")
-        .label_style(("sans-serif", 15))
-        .draw()
-        .map_err(chart_error)?;
-    let first_seed = r.config.seeds.first().copied().unwrap_or_default();
-    for (i, run) in r
-        .runs
-        .iter()
-        .filter(|run| run.seed == first_seed)
-        .enumerate()
-    {
-        let color = PALETTE[i % PALETTE.len()];
-        chart
-            .draw_series(LineSeries::new(
-                run.history
-                    .iter()
-                    .map(|m| (m.epoch as f64, 100.0 * m.test_accuracy)),
-                color.stroke_width(2),
-            ))
-            .map_err(chart_error)?
-            .label(run.strategy.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
-            });
-    }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(chart_error)?;
     root.present().map_err(chart_error)
 }
 
@@ -282,12 +299,21 @@ fn confusion_chart<DB: DrawingBackend>(
     root.present().map_err(chart_error)
 }
 
-/// Writes `accuracy`, `curves` and `confusion` as `.svg` and `.png` into `out`, with `font`
-/// (TrueType bytes) for all text.
+/// Writes `accuracy_budget`, `forgetting_budget`, `plasticity_budget` (one panel per shift)
+/// and `confusion` (the best run's) as `.svg` and `.png` into `out`, with `font` (TrueType
+/// bytes) for all text.
 pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]) -> Result<()> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
         .map_err(|_| chart_error("the font could not be read"))?;
-    let (w, h) = (1200u32, 700u32);
+    let (w, h) = (
+        1400u32,
+        80 + 520 * results.shifts.len().div_ceil(2).max(1) as u32,
+    );
+    let charts = [
+        ("accuracy_budget", Plotted::Both),
+        ("forgetting_budget", Plotted::Forgetting),
+        ("plasticity_budget", Plotted::Plasticity),
+    ];
     let best = results
         .runs
         .iter()
@@ -305,8 +331,11 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
             .map_err(|e| at_path(e, &out.join(name)))?;
         write_atomic(&out.join(name), text.as_bytes())
     };
-    svg("accuracy.svg", (w, h), &|a| accuracy_chart(a, results))?;
-    svg("curves.svg", (w, h), &|a| curves_chart(a, results))?;
+    for (name, plotted) in charts {
+        svg(&format!("{name}.svg"), (w, h), &|a| {
+            budget_chart(a, results, plotted)
+        })?;
+    }
     svg("confusion.svg", (900, 800), &|a| {
         confusion_chart(a, results, &best)
     })?;
@@ -326,8 +355,11 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
         )?;
         write_atomic(&out.join(name), &bytes)
     };
-    png("accuracy.png", (w, h), &|a| accuracy_chart(a, results))?;
-    png("curves.png", (w, h), &|a| curves_chart(a, results))?;
+    for (name, plotted) in charts {
+        png(&format!("{name}.png"), (w, h), &|a| {
+            budget_chart(a, results, plotted)
+        })?;
+    }
     png("confusion.png", (900, 800), &|a| {
         confusion_chart(a, results, &best)
     })?;

@@ -11,6 +11,15 @@
 //!   chosen so far, so the selection covers the embedding space, outliers included.
 //! - `herding` (Rebuffi et al., iCaRL, 2017): per class, samples whose running mean best
 //!   matches the class mean.
+//! - `random_balanced`: random within each class, classes taking turns (equal shares).
+//! - `reservoir`: reservoir sampling over the rows in arrival order (Vitter's algorithm R, the
+//!   default replay buffer of Avalanche); a uniform sample that a stream can keep up to date.
+//!   Unlike the others it is not ranked: a smaller budget is not a prefix of a larger one.
+//! - `closest_to_center` (Avalanche's `ClosestToCenterSelectionStrategy`): per class, the
+//!   samples nearest (Euclidean) to the class mean, classes taking turns.
+//! - `uncertainty` (after Rainbow Memory, Bang et al., 2021): per class, the samples the current
+//!   model is least sure of (smallest margin between its two most probable classes), classes
+//!   taking turns; needs the model's class probabilities ([`select_with_probabilities`]).
 //! - `none` and `all`: the bounds (forgetting, and joint training).
 
 use std::collections::BTreeMap;
@@ -204,6 +213,12 @@ pub enum Strategy {
     KCenterGreedy,
     /// iCaRL herding per class, the budget shared equally between classes.
     Herding,
+    /// Reservoir sampling in arrival (row) order.
+    Reservoir,
+    /// Per class the samples closest to the class mean, classes taking turns.
+    ClosestToCenter,
+    /// Per class the samples with the smallest top-2 probability margin, classes taking turns.
+    Uncertainty,
 }
 
 impl Strategy {
@@ -218,6 +233,9 @@ impl Strategy {
         "cp_cosine",
         "k_center",
         "herding",
+        "reservoir",
+        "closest_to_center",
+        "uncertainty",
     ];
 
     /// The name for tables, file names, serde, command lines and Python (`random`, `cp_l1`,
@@ -243,6 +261,9 @@ impl Strategy {
             } => "cp_cosine",
             Strategy::KCenterGreedy => "k_center",
             Strategy::Herding => "herding",
+            Strategy::Reservoir => "reservoir",
+            Strategy::ClosestToCenter => "closest_to_center",
+            Strategy::Uncertainty => "uncertainty",
         }
     }
 }
@@ -269,6 +290,9 @@ impl std::str::FromStr for Strategy {
             },
             "k_center" => Strategy::KCenterGreedy,
             "herding" => Strategy::Herding,
+            "reservoir" => Strategy::Reservoir,
+            "closest_to_center" => Strategy::ClosestToCenter,
+            "uncertainty" => Strategy::Uncertainty,
             other => match other.strip_prefix("cp_").map(str::parse::<Distance>) {
                 Some(Ok(distance)) => Strategy::CorePair { distance },
                 _ => {
@@ -299,10 +323,53 @@ pub struct Selection {
 }
 
 /// Selects up to `budget` rows of `embeddings` (labels `labels`) with `strategy`, seeded.
+/// `uncertainty` needs the model's probabilities: use [`select_with_probabilities`].
 pub fn select(
     strategy: &Strategy,
     embeddings: &Embeddings,
     labels: &[u32],
+    budget: Budget,
+    seed: u64,
+) -> Result<Selection> {
+    select_inner(strategy, embeddings, labels, None, budget, seed)
+}
+
+/// [`select`] with the current model's class probabilities of every row (`probabilities`: one
+/// row per embedding, one column per class), which `uncertainty` ranks by; other strategies
+/// ignore them.
+pub fn select_with_probabilities(
+    strategy: &Strategy,
+    embeddings: &Embeddings,
+    labels: &[u32],
+    probabilities: &Embeddings,
+    budget: Budget,
+    seed: u64,
+) -> Result<Selection> {
+    if probabilities.len() != embeddings.len() {
+        return Err(Error::invalid(
+            "probabilities",
+            format!(
+                "{} probability rows for {} embeddings",
+                probabilities.len(),
+                embeddings.len()
+            ),
+        ));
+    }
+    select_inner(
+        strategy,
+        embeddings,
+        labels,
+        Some(probabilities),
+        budget,
+        seed,
+    )
+}
+
+fn select_inner(
+    strategy: &Strategy,
+    embeddings: &Embeddings,
+    labels: &[u32],
+    probabilities: Option<&Embeddings>,
     budget: Budget,
     seed: u64,
 ) -> Result<Selection> {
@@ -341,6 +408,21 @@ pub fn select(
         Strategy::CorePair { distance } => core_pairs(embeddings, labels, k, *distance, &mut rng),
         Strategy::KCenterGreedy => k_center_greedy(embeddings, k, &mut rng),
         Strategy::Herding => herding(embeddings, labels, k),
+        Strategy::Reservoir => reservoir(n, k, &mut rng),
+        Strategy::ClosestToCenter => {
+            let distance = class_centre_distances(embeddings, labels);
+            balanced_by_score(labels, &distance, k)
+        }
+        Strategy::Uncertainty => {
+            let probabilities = probabilities.ok_or_else(|| {
+                Error::invalid(
+                    "probabilities",
+                    "the uncertainty strategy needs the current model's class probabilities",
+                )
+            })?;
+            let margins: Vec<f64> = (0..n).map(|i| top2_margin(probabilities.row(i))).collect();
+            balanced_by_score(labels, &margins, k)
+        }
     };
     Ok(Selection { indices, scores })
 }
@@ -366,6 +448,70 @@ fn round_robin(lists: Vec<Vec<usize>>, k: usize) -> Vec<usize> {
         depth += 1;
     }
     out
+}
+
+/// Algorithm R: the first `k` rows fill the reservoir, row `i` then replaces a uniformly drawn
+/// slot with probability `k / (i + 1)`. Scores: the row's arrival position.
+fn reservoir(n: usize, k: usize, rng: &mut ChaCha8Rng) -> (Vec<usize>, Vec<f64>) {
+    let mut slots: Vec<usize> = (0..k.min(n)).collect();
+    for i in k..n {
+        let j = rng.random_range(0..=i);
+        if j < k {
+            slots[j] = i;
+        }
+    }
+    let scores = slots.iter().map(|&i| i as f64).collect();
+    (slots, scores)
+}
+
+/// Euclidean distance of every row to the mean of its class.
+fn class_centre_distances(e: &Embeddings, labels: &[u32]) -> Vec<f64> {
+    let mut distance = vec![0f64; e.len()];
+    for members in by_class(labels).values() {
+        let mut mean = vec![0f32; e.dim()];
+        for &i in members {
+            for (m, v) in mean.iter_mut().zip(e.row(i)) {
+                *m += v;
+            }
+        }
+        let inv = 1.0 / members.len() as f32;
+        mean.iter_mut().for_each(|m| *m *= inv);
+        for &i in members {
+            distance[i] = f64::from(squared_l2(e.row(i), &mean).sqrt());
+        }
+    }
+    distance
+}
+
+/// Probability of the most probable class minus that of the second (1 with one class).
+fn top2_margin(p: &[f32]) -> f64 {
+    let (mut first, mut second) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &v in p {
+        if v > first {
+            (first, second) = (v, first);
+        } else if v > second {
+            second = v;
+        }
+    }
+    if second.is_finite() {
+        f64::from(first - second)
+    } else {
+        1.0
+    }
+}
+
+/// Per class the rows with the smallest `score` (ties by row), classes taking turns.
+fn balanced_by_score(labels: &[u32], score: &[f64], k: usize) -> (Vec<usize>, Vec<f64>) {
+    let lists = by_class(labels)
+        .into_values()
+        .map(|mut members| {
+            members.sort_by(|&a, &b| score[a].total_cmp(&score[b]).then(a.cmp(&b)));
+            members
+        })
+        .collect();
+    let order = round_robin(lists, k);
+    let scores = order.iter().map(|&i| score[i]).collect();
+    (order, scores)
 }
 
 /// The original's core-pair rounds. Each round: one unused sample drawn per class that still

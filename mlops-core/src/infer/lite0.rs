@@ -18,7 +18,7 @@ use super::pointwise::{Activation, PackedWeights, pointwise};
 use super::stem::StemConv;
 use super::{check_images, image_len};
 use crate::error::{Error, Result};
-use crate::model::efficientnet::{EfficientNetLite0, FEATURES};
+use crate::model::efficientnet::{EfficientNetLite0, FEATURES, activation_shape};
 
 /// Version of the fast path's arithmetic: part of feature-cache keys, raised whenever a change
 /// can move a feature value.
@@ -241,6 +241,53 @@ impl Lite0Inference {
         self.run(images, height, width, true)
     }
 
+    /// Number of inverted-residual blocks (16).
+    pub fn blocks(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The activations after the stem and the first `blocks` blocks of separate images (each
+    /// `3 x height x width`), one NHWC row of [`Self::activation_shape`] per image: the input
+    /// of the network's remaining blocks, for training those
+    /// ([`crate::train::TrainMode::PartialFineTune`]); shape from
+    /// [`crate::model::activation_shape`].
+    pub fn activations_of(
+        &self,
+        images: &[&[f32]],
+        height: usize,
+        width: usize,
+        blocks: usize,
+    ) -> Result<Vec<f32>> {
+        check_images(images, height, width)?;
+        if blocks > self.blocks.len() {
+            return Err(Error::invalid(
+                "blocks",
+                format!("the network has {} blocks, not {blocks}", self.blocks.len()),
+            ));
+        }
+        let [h, w, c] = activation_shape(height, width, blocks);
+        let len = h * w * c;
+        let mut out = vec![0.0; images.len() * len];
+        out.par_chunks_mut(len.max(1))
+            .zip(images)
+            .try_for_each(|(out, image)| {
+                let mut ws = self.take_workspace();
+                let shape = self.trunk(image, (height, width), blocks, &mut ws, 1, None);
+                let done = if shape == (h, w, c) {
+                    out.copy_from_slice(&ws.x[..len]);
+                    Ok(())
+                } else {
+                    Err(Error::internal(
+                        "activations",
+                        format!("trunk gave {shape:?}, expected {:?}", (h, w, c)),
+                    ))
+                };
+                self.return_workspace(ws);
+                done
+            })?;
+        Ok(out)
+    }
+
     fn run(
         &self,
         images: &[&[f32]],
@@ -301,18 +348,17 @@ impl Lite0Inference {
         }
     }
 
-    /// The forward pass of one image into `out[1280]`, each layer split over `threads`.
-    #[allow(clippy::too_many_arguments)]
-    fn image(
+    /// The stem and the first `blocks` blocks of one image, each layer split over `threads`;
+    /// leaves the NHWC activation in `ws.x` and returns its (height, width, channels).
+    fn trunk(
         &self,
         image: &[f32],
-        height: usize,
-        width: usize,
+        (height, width): (usize, usize),
+        blocks: usize,
         ws: &mut Workspace,
         threads: usize,
         mut times: Option<&mut LayerTimes>,
-        out: &mut [f32],
-    ) {
+    ) -> (usize, usize, usize) {
         let (mut h, mut w) = self.stem.output_size(height, width);
         let mut c = self.stem.outputs();
         let col_len = self.stem.scratch_len(height, width);
@@ -328,7 +374,7 @@ impl Lite0Inference {
                 threads,
             )
         });
-        for block in &self.blocks {
+        for block in self.blocks.iter().take(blocks) {
             let hidden = block.depthwise.channels();
             let input_len = h * w * c;
             if let Some(expand) = &block.expand {
@@ -376,6 +422,29 @@ impl Lite0Inference {
             std::mem::swap(&mut ws.x, &mut ws.y);
             (h, w, c) = (oh, ow, co);
         }
+        (h, w, c)
+    }
+
+    /// The forward pass of one image into `out[1280]`, each layer split over `threads`.
+    #[allow(clippy::too_many_arguments)]
+    fn image(
+        &self,
+        image: &[f32],
+        height: usize,
+        width: usize,
+        ws: &mut Workspace,
+        threads: usize,
+        mut times: Option<&mut LayerTimes>,
+        out: &mut [f32],
+    ) {
+        let (h, w, c) = self.trunk(
+            image,
+            (height, width),
+            self.blocks.len(),
+            ws,
+            threads,
+            times.as_deref_mut(),
+        );
         let pixels = h * w;
         grow(&mut ws.hidden, pixels * FEATURES);
         timed(times.as_deref_mut().map(|t| &mut t.head), || {

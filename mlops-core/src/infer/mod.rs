@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 pub use lite0::{ENGINE_VERSION, LayerTimes, Lite0Inference};
 
 use crate::error::{Error, Result};
+use crate::model::efficientnet::{TAIL_UNITS, activation_shape};
 use crate::model::{Backbone, BackboneKind};
 
 /// Which implementation computes backbone features.
@@ -67,6 +68,9 @@ enum Engine {
 pub struct FeatureExtractor {
     engine: Engine,
     kind: BackboneKind,
+    /// Blocks run before the output when it is an activation (partial fine-tuning's input);
+    /// `None` for pooled features.
+    cut: Option<usize>,
     weights_sha256: String,
     identity: String,
 }
@@ -100,9 +104,55 @@ impl FeatureExtractor {
         Ok(FeatureExtractor {
             engine,
             kind,
+            cut: None,
             weights_sha256,
             identity,
         })
+    }
+
+    /// An extractor whose rows are the input of the last `tail_units` trainable units of
+    /// EfficientNet-Lite0 (1 = the head convolution, 2 = the last block and the head, ...,
+    /// [`TAIL_UNITS`] = everything after the stem): the NHWC activation after the stem and the
+    /// first `TAIL_UNITS - tail_units` blocks, one row of [`Self::row_len`] values per image.
+    /// `tail_units` 0 is [`Self::with_engine`] (pooled features).
+    pub fn with_cut(
+        backbone: &Backbone,
+        device: &Device,
+        engine: FeatureEngine,
+        tail_units: usize,
+    ) -> Result<Self> {
+        let mut extractor = Self::with_engine(backbone, device, engine)?;
+        if tail_units == 0 {
+            return Ok(extractor);
+        }
+        if extractor.kind != BackboneKind::EfficientNetLite0 {
+            return Err(Error::invalid(
+                "tail_blocks",
+                format!(
+                    "partial fine-tuning needs EfficientNet-Lite0, not {}",
+                    extractor.kind.name()
+                ),
+            ));
+        }
+        if tail_units > TAIL_UNITS {
+            return Err(Error::invalid(
+                "tail_blocks",
+                format!("EfficientNet-Lite0 has {TAIL_UNITS} trainable units, not {tail_units}"),
+            ));
+        }
+        let blocks = TAIL_UNITS - tail_units;
+        extractor.cut = Some(blocks);
+        extractor.identity.push_str(&format!(";cut={blocks}"));
+        Ok(extractor)
+    }
+
+    /// Values per image for `size x size` images: [`Self::dim`] for pooled features, the
+    /// activation's `height * width * channels` for an extractor [`Self::with_cut`].
+    pub fn row_len(&self, size: usize) -> usize {
+        match self.cut {
+            None => self.dim(),
+            Some(blocks) => activation_shape(size, size, blocks).iter().product(),
+        }
     }
 
     /// The engine in use.
@@ -139,6 +189,9 @@ impl FeatureExtractor {
     /// CHW order ([`crate::vision::Preprocess::to_chw`]).
     pub fn features(&self, images: &[&[f32]], size: usize) -> Result<Vec<f32>> {
         let per_image = check_images(images, size, size)?;
+        if let Some(blocks) = self.cut {
+            return self.activations(images, size, blocks, per_image);
+        }
         match &self.engine {
             Engine::Fast(net) => net.features_of(images, size, size),
             Engine::Burn(burn) => {
@@ -160,6 +213,44 @@ impl FeatureExtractor {
                         .map_err(|e| Error::internal("backbone features", e))?;
                     out.extend_from_slice(&features);
                 }
+                Ok(out)
+            }
+        }
+    }
+}
+
+impl FeatureExtractor {
+    /// NHWC activations after `blocks` blocks ([`Self::with_cut`]).
+    fn activations(
+        &self,
+        images: &[&[f32]],
+        size: usize,
+        blocks: usize,
+        per_image: usize,
+    ) -> Result<Vec<f32>> {
+        match &self.engine {
+            Engine::Fast(net) => net.activations_of(images, size, size, blocks),
+            Engine::Burn(burn) => {
+                let (backbone, device) = burn.as_ref();
+                let Backbone::EfficientNetLite0(net) = backbone else {
+                    return Err(Error::invalid("tail_blocks", "EfficientNet-Lite0 only"));
+                };
+                let mut out = Vec::with_capacity(images.len() * self.row_len(size));
+                for chunk in images.chunks(BURN_BATCH) {
+                    let flat: Vec<f32> = chunk.iter().flat_map(|im| im.iter().copied()).collect();
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(flat, [chunk.len(), 3, size, size]),
+                        device,
+                    );
+                    let values = net
+                        .trunk(x, blocks)
+                        .permute([0, 2, 3, 1])
+                        .into_data()
+                        .try_to_vec_as::<f32>()
+                        .map_err(|e| Error::internal("activations", e))?;
+                    out.extend_from_slice(&values);
+                }
+                debug_assert_eq!(per_image, 3 * size * size);
                 Ok(out)
             }
         }

@@ -80,7 +80,7 @@ impl MbConv {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    pub(crate) fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         if let (Some(c), Some(b)) = (&self.expand_conv, &self.bn0) {
             h = relu6(b.forward(c.forward(h)));
@@ -150,6 +150,32 @@ const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (6, 3, 1, 192, 320, 1),
 ];
 
+/// Inverted-residual blocks of the network.
+pub const BLOCKS: usize = 16;
+
+/// Units partial fine-tuning can train, counted from the end: the head convolution, then the
+/// blocks from the last one back (17 = everything after the stem).
+pub const TAIL_UNITS: usize = BLOCKS + 1;
+
+/// (height, width, channels) of the activation after the stem and the first `blocks` blocks
+/// for a `height x width` input (SAME padding: every stride-2 layer halves, rounding up).
+pub fn activation_shape(height: usize, width: usize, blocks: usize) -> [usize; 3] {
+    let (mut h, mut w, mut c) = (height.div_ceil(2), width.div_ceil(2), 32);
+    let strides = STAGES
+        .iter()
+        .flat_map(|&(_, _, stride, _, c_out, repeats)| {
+            (0..repeats).map(move |i| (if i == 0 { stride } else { 1 }, c_out))
+        })
+        .take(blocks);
+    for (stride, c_out) in strides {
+        if stride == 2 {
+            (h, w) = (h.div_ceil(2), w.div_ceil(2));
+        }
+        c = c_out;
+    }
+    [h, w, c]
+}
+
 /// The EfficientNet-Lite0 network. Field names follow the PyTorch port's state-dict keys
 /// without their leading underscores.
 #[derive(Module, Debug)]
@@ -192,6 +218,16 @@ impl EfficientNetLite0 {
         h = relu6(self.bn1.forward(self.conv_head.forward(h)));
         let [n, c, hh, ww] = h.dims();
         h.reshape([n, c, hh * ww]).mean_dim(2).reshape([n, c])
+    }
+
+    /// The activation `[n, c, h, w]` after the stem and the first `blocks` blocks (the input of
+    /// the remaining ones).
+    pub fn trunk(&self, x: Tensor<4>, blocks: usize) -> Tensor<4> {
+        let mut h = relu6(self.bn0.forward(self.conv_stem.forward(x)));
+        for block in self.blocks.iter().take(blocks) {
+            h = block.forward(h);
+        }
+        h
     }
 
     /// [`Self::features`], timing every kind of operation (for profiles; slower than

@@ -8,4 +8,4 @@ pub mod weights;
 
 pub use classifier::{Backbone, BackboneKind, Classifier, seeded_linear};
 pub use cnn::SmallCnn;
-pub use efficientnet::{EfficientNetLite0, MbConv, OpTimes};
+pub use efficientnet::{BLOCKS, EfficientNetLite0, MbConv, OpTimes, TAIL_UNITS, activation_shape};

@@ -84,8 +84,8 @@ pub fn extractor_set_features(
     cache: Option<&Path>,
     control: &Control,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
-    let width = extractor.dim();
     let size = preprocess.size as usize;
+    let width = extractor.row_len(size);
     let prepare = |sample: &crate::dataset::Sample| -> Result<Prepared> {
         let path = set.root.join(&sample.image_path);
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
@@ -183,7 +183,7 @@ pub fn extractor_features(
     cache: Option<&Path>,
     control: &Control,
 ) -> Result<Vec<f32>> {
-    let width = extractor.dim();
+    let width = extractor.row_len(preprocess.size as usize);
     let mut out = vec![0f32; images.len() * width];
     let mut todo = Vec::new();
     for (i, (hash, _)) in images.iter().enumerate() {

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::evaluate::{Evaluation, evaluate_logits, score, targets_tensor};
 use super::head::epoch_order;
 use super::{EpochMetrics, ImageSet, SkippedImage, TrainConfig};
-use crate::control::{Control, Detail, Progress};
+use crate::control::Control;
 use crate::error::{Error, Result};
 use crate::imageio::{DEFAULT_MAX_ALLOC, decode};
 use crate::model::Classifier;
@@ -121,11 +121,7 @@ pub(crate) fn fine_tune(
             evaluate_images(&model, train_images, classes, &config.preprocess, &plain)?;
         let test_eval = evaluate_images(&model, test_images, classes, &config.preprocess, &plain)?;
         let metrics = EpochMetrics::new(epoch, lr, &train_eval, &test_eval, started);
-        control.report(
-            Progress::items("epochs", epoch as u64 + 1, Some(config.epochs as u64))
-                .with_detail(Detail::Epoch(&metrics)),
-        );
-        history.push(metrics);
+        super::record_epoch(&mut history, metrics, config.epochs, control);
     }
     let model = model.valid();
     let test = evaluate_images(&model, test_images, classes, &config.preprocess, &plain)?;

@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::evaluate::{evaluate_head, features_tensor, targets_tensor};
 use super::{EpochMetrics, TrainConfig};
-use crate::control::{Control, Detail, Progress};
+use crate::control::Control;
 use crate::error::Result;
 
 /// Seeded batch order of one epoch.
@@ -65,11 +65,7 @@ pub fn train_head(
         let train_eval = evaluate_head(&head, train.0, train.1, classes, &plain)?;
         let test_eval = evaluate_head(&head, test.0, test.1, classes, &plain)?;
         let metrics = EpochMetrics::new(epoch, lr, &train_eval, &test_eval, started);
-        control.report(
-            Progress::items("epochs", epoch as u64 + 1, Some(config.epochs as u64))
-                .with_detail(Detail::Epoch(&metrics)),
-        );
-        history.push(metrics);
+        super::record_epoch(&mut history, metrics, config.epochs, control);
     }
     Ok((head.valid(), history))
 }

@@ -2,6 +2,8 @@
 //!
 //! - [`features`]: frozen-backbone features of labelled sets, cached on disk;
 //! - [`head`]: the linear head trained on those features (the default, as the original);
+//! - [`tail`]: partial fine-tuning, the last units of the backbone and the head trained on
+//!   activations cached at the cut;
 //! - `finetune`: backbone and head trained together;
 //! - [`evaluate`]: loss, accuracy, confusion and per-class accuracy.
 //!
@@ -20,7 +22,7 @@ use crate::dataset::{ClassMap, Manifest};
 use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
 use crate::infer::{FeatureEngine, FeatureExtractor};
-use crate::model::{Backbone, Classifier};
+use crate::model::{Backbone, Classifier, TAIL_UNITS, activation_shape, seeded_linear};
 use crate::predict::{LinearHead, head_probabilities};
 use crate::vision::Preprocess;
 
@@ -28,6 +30,7 @@ mod evaluate;
 pub(crate) mod features;
 mod finetune;
 mod head;
+pub mod tail;
 
 pub use evaluate::{Evaluation, evaluate_head, evaluate_logits, probabilities, score};
 pub use features::{backbone_features, extractor_features, extractor_set_features, set_features};
@@ -41,12 +44,17 @@ pub enum TrainMode {
     /// Backbone frozen, features computed once, head trained on them (the original's setup).
     #[default]
     FrozenBackbone,
+    /// The last [`TrainConfig::tail_blocks`] units of the backbone (BatchNorm in training
+    /// mode) and the head trained on activations computed once at the cut
+    /// (EfficientNet-Lite0 only).
+    PartialFineTune,
     /// Backbone and head trained together.
     FineTune,
 }
 
 crate::names::named_enum!(TrainMode, "mode", {
     FrozenBackbone => "frozen_backbone",
+    PartialFineTune => "partial_fine_tune",
     FineTune => "fine_tune",
 });
 
@@ -83,6 +91,10 @@ pub struct TrainConfig {
     /// Which rows the drift reference comes from: the test set (default: rows the head was
     /// not fitted on, like live rows) or the training set.
     pub reference_source: ReferenceSource,
+    /// Units trained in [`TrainMode::PartialFineTune`], counted from the end of
+    /// EfficientNet-Lite0: 1 = the head convolution (default), 2 = also the last block, ...,
+    /// 17 = everything after the stem.
+    pub tail_blocks: usize,
 }
 
 /// Which rows a model's drift reference sample comes from.
@@ -120,12 +132,13 @@ impl Default for TrainConfig {
             feature_cache: None,
             reference_rows: 1000,
             reference_source: ReferenceSource::Test,
+            tail_blocks: 1,
         }
     }
 }
 
 impl TrainConfig {
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
@@ -140,6 +153,16 @@ impl TrainConfig {
         }
         if self.preprocess.size < 32 {
             return Err(Error::invalid("size", "must be at least 32 pixels"));
+        }
+        if self.mode == TrainMode::PartialFineTune && !(1..=TAIL_UNITS).contains(&self.tail_blocks)
+        {
+            return Err(Error::invalid(
+                "tail_blocks",
+                format!(
+                    "must be in 1..={TAIL_UNITS} for partial fine-tuning, got {}",
+                    self.tail_blocks
+                ),
+            ));
         }
         Ok(())
     }
@@ -196,6 +219,20 @@ impl EpochMetrics {
             seconds: started.elapsed().as_secs_f64(),
         }
     }
+}
+
+/// Tells `control` an epoch's metrics (`epochs`, with them) and appends them to `history`.
+pub(crate) fn record_epoch(
+    history: &mut Vec<EpochMetrics>,
+    metrics: EpochMetrics,
+    epochs: usize,
+    control: &Control,
+) {
+    control.report(
+        crate::control::Progress::items("epochs", metrics.epoch as u64, Some(epochs as u64))
+            .with_detail(crate::control::Detail::Epoch(&metrics)),
+    );
+    history.push(metrics);
 }
 
 /// An image that could not be used, and why.
@@ -345,6 +382,9 @@ pub fn train(
                 reference,
             })
         }
+        TrainMode::PartialFineTune => {
+            partial_fine_tune(backbone, classes, train_set, test_set, config, control)
+        }
         TrainMode::FineTune => {
             let (train_images, mut skipped) = load_images(train_set, &config.preprocess);
             let (test_images, test_skipped) = load_images(test_set, &config.preprocess);
@@ -373,4 +413,130 @@ pub fn train(
             })
         }
     }
+}
+
+/// Activation rows of a set at `extractor`'s cut, with targets and unreadable images.
+pub(crate) struct ActivationRows {
+    /// NHWC rows, one per readable image.
+    pub(crate) values: Vec<f32>,
+    /// One class id per row.
+    pub(crate) targets: Vec<u32>,
+    /// `[h, w, c]` of a row.
+    pub(crate) shape: [usize; 3],
+}
+
+impl ActivationRows {
+    /// The rows as [`tail::Activations`].
+    pub(crate) fn view(&self) -> tail::Activations<'_> {
+        tail::Activations {
+            values: &self.values,
+            shape: self.shape,
+        }
+    }
+}
+
+/// The extractor of partial fine-tuning's input for `config.tail_blocks` units.
+pub(crate) fn tail_extractor(
+    backbone: &Backbone,
+    config: &TrainConfig,
+) -> Result<FeatureExtractor> {
+    FeatureExtractor::with_cut(
+        backbone,
+        &config.backend.device(),
+        config.feature_engine,
+        config.tail_blocks,
+    )
+}
+
+/// Activations of `set` at the cut of `config.tail_blocks` (cached like features).
+pub(crate) fn set_activations(
+    extractor: &FeatureExtractor,
+    set: &ImageSet<'_>,
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<(ActivationRows, Vec<SkippedImage>)> {
+    let size = config.preprocess.size as usize;
+    let (values, targets, skipped) = extractor_set_features(
+        extractor,
+        set,
+        &config.preprocess,
+        config.feature_cache.as_deref(),
+        control,
+    )?;
+    let shape = activation_shape(size, size, TAIL_UNITS - config.tail_blocks);
+    Ok((
+        ActivationRows {
+            values,
+            targets,
+            shape,
+        },
+        skipped,
+    ))
+}
+
+/// [`TrainMode::PartialFineTune`]: activations at the cut computed once (cached), the tail and
+/// a fresh head trained on them, the tail spliced back into the backbone.
+fn partial_fine_tune(
+    backbone: Backbone,
+    classes: &ClassMap,
+    train_set: &ImageSet<'_>,
+    test_set: &ImageSet<'_>,
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let extractor = tail_extractor(&backbone, config)?;
+    let Backbone::EfficientNetLite0(net) = backbone else {
+        return Err(Error::invalid(
+            "mode",
+            "partial fine-tuning needs EfficientNet-Lite0",
+        ));
+    };
+    let (train_rows, mut skipped) = set_activations(&extractor, train_set, config, control)?;
+    if train_rows.targets.is_empty() {
+        return Err(Error::invalid("train", "no readable training image"));
+    }
+    let (test_rows, test_skipped) = set_activations(&extractor, test_set, config, control)?;
+    skipped.extend(test_skipped);
+    drop(extractor);
+    let feature_seconds = started.elapsed().as_secs_f64();
+    let device = config.backend.device();
+    let n_classes = classes.len();
+    let head = seeded_linear(
+        crate::model::efficientnet::FEATURES,
+        n_classes,
+        config.seed,
+        &device,
+    );
+    let started = Instant::now();
+    let (tail, history) = tail::train_tail(
+        tail::Tail::of(&net, head, config.tail_blocks)?,
+        (train_rows.view(), &train_rows.targets),
+        (test_rows.view(), &test_rows.targets),
+        n_classes,
+        config,
+        control,
+    )?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let test = tail.evaluate(test_rows.view(), &test_rows.targets, n_classes, &device)?;
+    let source = match config.reference_source {
+        ReferenceSource::Test if !test_rows.targets.is_empty() => &test_rows,
+        _ => &train_rows,
+    };
+    let reference_features = tail.features_of(source.view(), &device)?;
+    let (net, head) = tail.splice(net);
+    let model = Classifier {
+        backbone: Backbone::EfficientNetLite0(net),
+        head,
+    };
+    let reference = reference_sample(&model, &reference_features, n_classes, config)?;
+    Ok(TrainOutcome {
+        model,
+        history,
+        test,
+        skipped,
+        feature_seconds,
+        train_seconds,
+        reference,
+    })
 }

@@ -5,6 +5,15 @@
 use image::{DynamicImage, ImageBuffer, Luma, Rgb, Rgba};
 use sha2::{Digest, Sha256};
 
+/// The largest absolute difference between two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// A deterministic RGB test pattern with every pixel different from its neighbours.
 pub fn pattern_rgb(width: u32, height: u32) -> DynamicImage {
     DynamicImage::ImageRgb8(ImageBuffer::from_fn(width, height, |x, y| {

@@ -1,4 +1,5 @@
-"""The shift experiment: train on monday, then on tuesday plus a replay set per strategy."""
+"""The shift experiment: train on monday, then on a shifted day plus a replay set per strategy,
+budget and seed, with confidence intervals and paired tests against random."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from mlops import _mlops_rs as _rs
 from mlops.data import Manifest, PathLike
 from mlops.errors import MlopsFileNotFoundError
 from mlops.model import lite0_weights
 
-DEFAULT_STRATEGIES = ("none", "random", "cp_l1", "cp_l2", "cp_cosine", "k_center", "herding", "all")
+DEFAULT_STRATEGIES = (
+    "none", "random", "random_balanced", "reservoir", "cp_l1", "cp_l2", "cp_cosine", "k_center", "herding",
+    "closest_to_center", "uncertainty", "all",
+)
+DEFAULT_BUDGETS = (0, 22, 55, 110, 220, 440)
+DEFAULT_SEEDS = (2022, 2023, 2024, 2025, 2026)
 
 
 def chart_font(wheels: PathLike) -> bytes:
@@ -38,14 +44,16 @@ def shift_experiment(
     monday_root: PathLike,
     monday_train: Manifest,
     monday_test: Manifest,
-    tuesday_root: PathLike,
-    tuesday_train: Manifest,
-    tuesday_test: Manifest,
-    classes: Sequence[str],
+    tuesday_root: Optional[PathLike] = None,
+    tuesday_train: Optional[Manifest] = None,
+    tuesday_test: Optional[Manifest] = None,
+    classes: Optional[Sequence[str]] = None,
     *,
+    shifts: Sequence[Tuple[str, PathLike, Manifest, Manifest]] = (),
+    tuesday_name: str = "tuesday",
     strategies: Sequence[str] = DEFAULT_STRATEGIES,
-    budget: int = 220,
-    seeds: Sequence[int] = (2022, 2023, 2024),
+    budgets: Sequence[int] = DEFAULT_BUDGETS,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
     backbone: str = "efficientnet_lite0",
     weights: Optional[PathLike] = None,
     out: Optional[PathLike] = None,
@@ -53,22 +61,39 @@ def shift_experiment(
     progress: Optional[Callable[[Dict[str, Any]], None]] = None,
     **train_config: Any,
 ) -> ExperimentResult:
-    """Runs every strategy once per seed with the same replay budget (defaults: the original's
-    220 samples, seeds 2022-2024) and evaluates on monday's, tuesday's and both test sets.
+    """Trains a monday model, then for every shifted day, strategy, replay budget and seed a copy
+    adapted on that day plus the replay set; evaluates on monday's, the day's and both test sets.
 
-    ``train_config`` takes the core's ``TrainConfig`` fields. With ``out``, ``results.json``,
-    ``results.md`` and, given ``chart_font_wheels`` (the folder with the matplotlib wheel), the
-    charts are written there. ``progress`` is called with each finished strategy run (a dict);
-    Ctrl-C stops the experiment at the next batch and raises KeyboardInterrupt.
+    The shifted days are ``tuesday_*`` (named ``tuesday_name``) and/or ``shifts``, a sequence of
+    ``(name, image_root, train_manifest, test_manifest)``. ``classes`` defaults to the class
+    folders of the manifests' image paths. ``budgets`` are replay sizes (0 is ``none``; ``none``
+    and ``all`` run once per seed). ``train_config`` takes the core's ``TrainConfig`` fields; its
+    ``mode`` is honoured: ``"frozen_backbone"`` (linear head, default), ``"partial_fine_tune"``
+    (the last ``tail_blocks`` units of EfficientNet-Lite0 and the head, on cached activations) or
+    ``"fine_tune"`` (every unit after the stem).
+
+    Results hold every run and, per (shift, strategy, budget) cell, means with 95% intervals over
+    seeds and two-sided paired t-tests against ``random`` at the same budget, Holm-corrected.
+    With ``out``, ``results.json``, ``results.md`` and, given ``chart_font_wheels`` (the folder
+    with the matplotlib wheel), the charts are written there. ``progress`` is called with each
+    finished run (a dict); Ctrl-C stops the experiment at the next batch and raises
+    KeyboardInterrupt.
     """
+    days = []
+    if tuesday_root is not None:
+        if tuesday_train is None or tuesday_test is None:
+            raise ValueError("tuesday_root needs tuesday_train and tuesday_test")
+        days.append((tuesday_name, tuesday_root, tuesday_train, tuesday_test))
+    days.extend(shifts)
     if train_config.get("feature_cache") is not None:
         train_config["feature_cache"] = str(train_config["feature_cache"])
     text, markdown = _rs.shift_experiment(
-        (Path(monday_root), Path(tuesday_root)),
-        [m.to_jsonl() for m in (monday_train, monday_test, tuesday_train, tuesday_test)],
-        list(classes),
+        Path(monday_root),
+        [monday_train.to_jsonl(), monday_test.to_jsonl()],
+        [(str(name), Path(root), train.to_jsonl(), test.to_jsonl()) for name, root, train, test in days],
+        list(classes) if classes is not None else None,
         list(strategies),
-        budget,
+        [int(b) for b in budgets],
         list(seeds),
         json.dumps(train_config),
         backbone,
