@@ -131,6 +131,7 @@ type Ranked<'py> = (Bound<'py, PyArray1<u64>>, Bound<'py, PyArray1<f64>>);
 /// Selects replay samples: (indices, scores).
 #[pyfunction]
 #[pyo3(signature = (embeddings, labels, strategy, count, fraction, seed, probabilities=None))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn select<'py>(
     py: Python<'py>,
     embeddings: PyReadonlyArray2<'py, f32>,

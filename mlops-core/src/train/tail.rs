@@ -102,12 +102,15 @@ impl Tail {
                 format!("must be in 1..={TAIL_UNITS}, got {units}"),
             ));
         }
+        // `valid` gives the copy BatchNorm running statistics of its own: Burn's clones share
+        // them, so training the copy would otherwise move `net`'s statistics to its device.
         Ok(Tail {
             blocks: net.blocks[BLOCKS + 1 - units..].to_vec(),
             conv_head: net.conv_head.clone(),
             bn1: net.bn1.clone(),
             head,
-        })
+        }
+        .valid())
     }
 
     /// Units of the network in this tail (blocks and the head convolution).
@@ -265,7 +268,8 @@ pub fn train_tail(
     }
     let plain = config.backend.device();
     let device = plain.clone().autodiff();
-    let mut tail = tail.to_device(&device).train();
+    // A copy with running statistics of its own (see `Tail::of`), on the autodiff device.
+    let mut tail = tail.valid().to_device(&device).train();
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut history = Vec::new();
