@@ -63,7 +63,13 @@ def read_manifest(path: Path) -> str: ...
 def write_manifest(jsonl: str, path: Path) -> None: ...
 def split_manifest(jsonl: str, test_fraction: float, seed: int, stratified: bool) -> Tuple[str, str]: ...
 def select(
-    embeddings: np.ndarray, labels: np.ndarray, strategy: str, count: Optional[int], fraction: Optional[float], seed: int
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    strategy: str,
+    count: Optional[int],
+    fraction: Optional[float],
+    seed: int,
+    probabilities: Optional[np.ndarray] = None,
 ) -> Tuple[np.ndarray, np.ndarray]: ...
 def train(
     root: Path,
@@ -108,11 +114,12 @@ def kafka_consume(
     champion_seconds: float = 1.0,
 ) -> str: ...
 def shift_experiment(
-    roots: Tuple[Path, Path],
-    manifests: List[str],
-    classes: List[str],
+    monday_root: Path,
+    monday: List[str],
+    shifts: List[Tuple[str, Path, str, str]],
+    classes: Optional[List[str]],
     strategies: List[str],
-    budget: int,
+    budgets: List[int],
     seeds: List[int],
     config: str,
     backbone: str = "efficientnet_lite0",
