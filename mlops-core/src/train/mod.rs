@@ -117,6 +117,17 @@ crate::names::named_enum!(ReferenceSource, "reference_source", {
     Train => "train",
 });
 
+impl ReferenceSource {
+    /// The rows the reference comes from: `test` for [`ReferenceSource::Test`] unless it is
+    /// empty, `train` otherwise.
+    fn choose<'a, T>(self, test: &'a T, train: &'a T, test_is_empty: bool) -> &'a T {
+        match self {
+            ReferenceSource::Test if !test_is_empty => test,
+            _ => train,
+        }
+    }
+}
+
 impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
@@ -367,10 +378,11 @@ pub fn train(
                 classes.len(),
                 &device,
             )?;
-            let source = match config.reference_source {
-                ReferenceSource::Test if !test_features.is_empty() => &test_features,
-                _ => &train_features,
-            };
+            let source = config.reference_source.choose(
+                &test_features,
+                &train_features,
+                test_features.is_empty(),
+            );
             let reference = reference_sample(&model, source, classes.len(), config)?;
             Ok(TrainOutcome {
                 model,
@@ -519,10 +531,10 @@ fn partial_fine_tune(
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
     let test = tail.evaluate(test_rows.view(), &test_rows.targets, n_classes, &device)?;
-    let source = match config.reference_source {
-        ReferenceSource::Test if !test_rows.targets.is_empty() => &test_rows,
-        _ => &train_rows,
-    };
+    let source =
+        config
+            .reference_source
+            .choose(&test_rows, &train_rows, test_rows.targets.is_empty());
     let reference_features = tail.features_of(source.view(), &device)?;
     let (net, head) = tail.splice(net);
     let model = Classifier {
