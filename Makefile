@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -27,6 +27,22 @@ py-test: venv build-tools
 	scripts/wheel-smoke.sh target/wheels/mlops-*.whl
 	$(VENV)/bin/pip install --quiet --force-reinstall --no-deps target/wheels/mlops-*.whl
 	scripts/with-services.sh $(VENV)/bin/pytest -q mlops-py/tests
+
+## The fuzz harnesses (mlops-core/tests/fuzz.rs) for longer than the 2 s each that `make test`
+## gives them: FUZZ_SECONDS per target, one target at a time (docs/reliability.md).
+FUZZ_SECONDS ?= 60
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: build-tools
+	MLOPS_FUZZ_SECONDS=$(FUZZ_SECONDS) MLOPS_FUZZ_SEED=$(FUZZ_SEED) $(CARGO) test $(PROFILE) --workspace --test fuzz -- --nocapture --test-threads=1
+
+## The soak (docs/reliability.md): 10 minutes of rows at 50 rows/s through two streamers, a
+## publisher and two consumers, with a PostgreSQL restart and a SIGKILL of each process.
+## Needs the demo's model package (`make demo`). `make soak-short`: 2 minutes.
+soak: venv demo-data
+	scripts/soak.sh --minutes 10
+
+soak-short: venv demo-data
+	scripts/soak.sh --minutes 2
 
 ## clippy (warnings are errors) and formatting.
 lint: build-tools

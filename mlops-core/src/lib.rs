@@ -184,6 +184,7 @@ pub mod kafka;
 #[cfg(feature = "train")]
 pub mod model;
 mod names;
+pub mod paths;
 #[cfg(feature = "train")]
 pub mod predict;
 #[cfg(feature = "charts")]

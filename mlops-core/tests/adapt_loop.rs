@@ -10,7 +10,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{demo_data, fresh_db};
 use mlops_core::adapt::{ChampionWatch, Registry};
@@ -67,15 +67,8 @@ fn spec() -> Vec<String> {
         .collect()
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "waited a minute for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    common::wait_until(what, Duration::from_secs(60), done);
 }
 
 fn stream_config(url: &str, root: &Path, registry: &str) -> StreamConfig {
@@ -122,6 +115,10 @@ fn swap_stream_child() {
 
 #[test]
 fn a_swap_mid_stream_survives_sigkill_with_every_id_once() {
+    let _deadline = common::Deadline::new(
+        "a_swap_mid_stream_survives_sigkill_with_every_id_once",
+        Duration::from_secs(300),
+    );
     let url = fresh_db("adapt_swap");
     let root = demo_data().join("monday");
     let m = Manifest::read(&demo_data().join("monday.jsonl")).unwrap();
@@ -271,6 +268,10 @@ fn adapter_child() {
 
 #[test]
 fn an_adaptation_killed_midway_leaves_the_pointer_and_a_rerun_finishes() {
+    let _deadline = common::Deadline::new(
+        "an_adaptation_killed_midway_leaves_the_pointer_and_a_rerun_finishes",
+        Duration::from_secs(600),
+    );
     let url = fresh_db("adapt_kill");
     let mut client = connect(Some(&url)).unwrap();
     create_table(&mut client, false).unwrap();

@@ -112,6 +112,7 @@ fn published_rows_are_connect_json_keyed_by_id_and_not_repeated() {
 
 #[test]
 fn two_consumers_split_the_partitions_and_write_each_row_once() {
+    let _deadline = common::Deadline::new("the two-consumer test", Duration::from_secs(300));
     let url = loaded_db("kafka_consume", 2000);
     let topic = "consume-test";
     ensure_topic(&brokers(), topic, 2).unwrap();
@@ -201,6 +202,7 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
 
 #[test]
 fn a_consumer_swaps_to_the_new_champion_between_batches() {
+    let _deadline = common::Deadline::new("the consumer swap test", Duration::from_secs(240));
     use mlops_core::adapt::{ChampionWatch, Registry};
     let url = loaded_db("kafka_swap", 1500);
     let topic = "swap-test";
@@ -263,4 +265,89 @@ fn a_consumer_swaps_to_the_new_champion_between_batches() {
         rows[first_b..].iter().all(|v| *v == b),
         "one partition: after the swap, only B"
     );
+}
+
+#[test]
+fn a_replayed_row_ends_with_one_outcome() {
+    let _deadline = common::Deadline::new("the one-outcome replay test", Duration::from_secs(240));
+    let url = fresh_db("kafka_outcome");
+    let monday = demo_data().join("monday");
+    let m = Manifest::read(&demo_data().join("monday.jsonl")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path();
+    let copy = |i: usize| {
+        let from = monday.join(&m.samples[i].image_path);
+        std::fs::write(root.join(format!("{i}.png")), std::fs::read(from).unwrap()).unwrap();
+    };
+    copy(0);
+    copy(1);
+    // Row 3's image (2.png) appears only after the first consumer saw it missing.
+    let rows = Manifest::new(
+        (0..3)
+            .map(|i| mlops_core::dataset::Sample::new(format!("{i}.png"), 0))
+            .collect(),
+    );
+    let mut client = connect(Some(&url)).unwrap();
+    create_table(&mut client, false).unwrap();
+    bulk_load(&mut client, &rows).unwrap();
+    let topic = "outcome-test";
+    ensure_topic(&brokers(), topic, 1).unwrap();
+    assert_eq!(publish(&url, topic), 3);
+    let predictor = common::small_cnn_predictor(4);
+    let consume = |group: &str| {
+        let config = ConsumeConfig {
+            brokers: brokers(),
+            topic: topic.to_string(),
+            group: group.into(),
+            sink_url: Some(url.clone()),
+            data_root: root.to_path_buf(),
+            session_timeout: Duration::from_secs(6),
+            exit_after_idle: Some(Duration::from_secs(6)),
+            drift: None,
+            ..ConsumeConfig::default()
+        };
+        consume_topic(&config, &predictor, group, &mlops_core::Control::new()).unwrap()
+    };
+    let outcomes = || -> (Vec<i32>, Vec<i32>) {
+        let ids = |sql: &str| -> Vec<i32> {
+            connect(Some(&url))
+                .unwrap()
+                .query(sql, &[])
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect()
+        };
+        (
+            ids("SELECT id FROM cargo_prediction ORDER BY id"),
+            ids("SELECT id FROM cargo_prediction_error ORDER BY id"),
+        )
+    };
+    let first = consume("outcome-1");
+    assert_eq!((first.predicted, first.errors), (2, 1), "{first:?}");
+    assert_eq!(outcomes(), (vec![1, 2], vec![3]));
+
+    // The image arrives; a replay (a new group) predicts row 3, whose error goes.
+    copy(2);
+    let second = consume("outcome-2");
+    assert_eq!((second.messages, second.predicted), (3, 1), "{second:?}");
+    assert_eq!(outcomes(), (vec![1, 2, 3], vec![]));
+    let version: String = client
+        .query_one(
+            "SELECT model_version FROM cargo_prediction WHERE id = 3",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(version, "outcome-2");
+
+    // The image goes again; a replay's errors do not land on predicted ids.
+    std::fs::remove_file(root.join("2.png")).unwrap();
+    let third = consume("outcome-3");
+    assert_eq!(
+        (third.messages, third.predicted, third.errors),
+        (3, 0, 0),
+        "{third:?}"
+    );
+    assert_eq!(outcomes(), (vec![1, 2, 3], vec![]));
 }

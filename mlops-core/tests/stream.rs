@@ -95,6 +95,10 @@ fn stream_child() {
 
 #[test]
 fn streamer_survives_sigkill_with_every_row_once() {
+    let _deadline = common::Deadline::new(
+        "streamer_survives_sigkill_with_every_row_once",
+        Duration::from_secs(300),
+    );
     let url = fresh_db("stream_kill");
     let (root, m) = monday();
     let rows = Manifest::new(m.samples.iter().cycle().take(10_000).cloned().collect());
@@ -155,6 +159,10 @@ fn streamer_survives_sigkill_with_every_row_once() {
 
 #[test]
 fn a_row_committed_after_a_higher_id_is_still_predicted() {
+    let _deadline = common::Deadline::new(
+        "a_row_committed_after_a_higher_id_is_still_predicted",
+        Duration::from_secs(120),
+    );
     let url = fresh_db("stream_order");
     let (root, m) = monday();
     let mut client = connect(Some(&url)).unwrap();
@@ -220,6 +228,10 @@ fn a_row_committed_after_a_higher_id_is_still_predicted() {
 
 #[test]
 fn a_rolled_back_id_stops_being_awaited_after_the_grace_period() {
+    let _deadline = common::Deadline::new(
+        "a_rolled_back_id_stops_being_awaited_after_the_grace_period",
+        Duration::from_secs(120),
+    );
     let url = fresh_db("stream_rollback");
     let (root, m) = monday();
     let mut client = connect(Some(&url)).unwrap();
@@ -269,6 +281,10 @@ fn a_rolled_back_id_stops_being_awaited_after_the_grace_period() {
 
 #[test]
 fn bad_rows_go_to_the_error_table_and_odd_rows_are_predicted() {
+    let _deadline = common::Deadline::new(
+        "bad_rows_go_to_the_error_table_and_odd_rows_are_predicted",
+        Duration::from_secs(120),
+    );
     let url = fresh_db("stream_bad");
     let (root, m) = monday();
     let work = tempfile::tempdir().unwrap();
@@ -285,12 +301,20 @@ fn bad_rows_go_to_the_error_table_and_odd_rows_are_predicted() {
     )
     .unwrap();
     std::fs::write(data.join("brick/not-an-image.png"), b"plain text").unwrap();
+    // A link to a folder inside the root is followed; one to a readable image outside is not.
+    let outside = work.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(data.join("brick/ok.png"), outside.join("secret.png")).unwrap();
+    std::os::unix::fs::symlink(data.join("brick"), data.join("linked")).unwrap();
+    std::os::unix::fs::symlink(&outside, data.join("escape")).unwrap();
     let rows = Manifest::new(vec![
         Sample::new("brick/it's \"odd\".png", 1),
         Sample::new("brick/missing.png", 1),
         Sample::new("brick/not-an-image.png", 1),
         Sample::new("../data/brick/ok.png", 1),
         Sample::new("brick/ok.png", 99),
+        Sample::new("linked/ok.png", 1),
+        Sample::new("escape/secret.png", 1),
     ]);
     let mut client = connect(Some(&url)).unwrap();
     create_table(&mut client, false).unwrap();
@@ -303,10 +327,10 @@ fn bad_rows_go_to_the_error_table_and_odd_rows_are_predicted() {
         .unwrap();
     let predictor = Predictor::load(&small_package(work.path()), ComputeBackend::Flex).unwrap();
     let stats = run(&config(&url, &data, 64), &predictor);
-    assert_eq!((stats.rows, stats.predicted, stats.errors), (6, 2, 4));
+    assert_eq!((stats.rows, stats.predicted, stats.errors), (8, 3, 5));
     assert_eq!(stats.unknown_targets, 1);
     let predicted: Vec<i32> = predictions(&url).iter().map(|p| p.0).collect();
-    assert_eq!(predicted, vec![1, 5]);
+    assert_eq!(predicted, vec![1, 5, 6]);
     let errors: HashMap<i32, String> = client
         .query("SELECT id, reason FROM cargo_prediction_error", &[])
         .unwrap()
@@ -320,7 +344,8 @@ fn bad_rows_go_to_the_error_table_and_odd_rows_are_predicted() {
         "{}",
         errors[&4]
     );
-    assert!(errors[&6].contains("NULL"), "{}", errors[&6]);
+    assert!(errors[&7].contains("through the link"), "{}", errors[&7]);
+    assert!(errors[&8].contains("NULL"), "{}", errors[&8]);
     // Running again finds nothing new.
     assert_eq!(run(&config(&url, &data, 64), &predictor).rows, 0);
 }
@@ -372,6 +397,10 @@ fn empty_and_missing_tables_and_a_wrong_password_are_clear() {
 
 #[test]
 fn predictions_can_go_to_another_database_and_two_streamers_share_a_stream() {
+    let _deadline = common::Deadline::new(
+        "predictions_can_go_to_another_database_and_two_streamers_share_a_stream",
+        Duration::from_secs(180),
+    );
     let source = fresh_db("stream_src");
     let sink = fresh_db("stream_sink");
     let (root, m) = monday();

@@ -1,37 +1,77 @@
-//! The streaming predictor while PostgreSQL restarts. A test binary of its own: the restart
-//! drops every connection to the shared test server, so nothing else may run meanwhile (test
-//! binaries run one after another).
+//! The streaming predictor and the Kafka publisher while PostgreSQL restarts. A test binary of
+//! its own: the restart drops every connection to the shared test server, so nothing else may
+//! run meanwhile (test binaries run one after another).
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{demo_data, fresh_db};
+use common::{Deadline, demo_data, fresh_db, wait_until};
+use mlops_core::Control;
 use mlops_core::dataset::Manifest;
 use mlops_core::db::{StreamConfig, bulk_load, connect, create_table, stream_predictions};
+use mlops_core::kafka::{PublishConfig, ensure_topic, message, publish_rows};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+
+const ROWS: usize = 3000;
+
+/// A control whose progress callback stores the latest count in `done`.
+fn counting(done: &Arc<AtomicU64>) -> Control {
+    let done = Arc::clone(done);
+    Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
+        done.store(p.done, Ordering::Relaxed);
+    })
+}
+
+/// How often each id appears in `topic` (reads until every id of 1..=n is there, up to 60 s).
+fn topic_ids(brokers: &str, topic: &str, n: usize) -> BTreeMap<i32, usize> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut seen = BTreeMap::new();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.len() < n && std::time::Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let row = message::decode(m.payload().unwrap()).unwrap();
+            *seen.entry(row.id).or_insert(0) += 1;
+        }
+    }
+    seen
+}
 
 #[test]
-fn the_stream_resumes_after_a_database_restart() {
+fn the_stream_and_the_publisher_resume_after_a_database_restart() {
+    let _deadline = Deadline::new("the restart test", Duration::from_secs(300));
     let restart = std::env::var("MLOPS_TEST_PG_RESTART").unwrap_or_else(|_| {
         panic!("MLOPS_TEST_PG_RESTART is not set: run the tests through `make test` (scripts/with-services.sh)")
+    });
+    let brokers = std::env::var("MLOPS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!("MLOPS_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (scripts/with-services.sh starts tansu)")
     });
     let url = fresh_db("stream_restart");
     let data = demo_data();
     let m = Manifest::read(&data.join("monday.jsonl")).unwrap();
-    let rows = Manifest::new(m.samples.iter().cycle().take(3000).cloned().collect());
+    let rows = Manifest::new(m.samples.iter().cycle().take(ROWS).cloned().collect());
     let mut client = connect(Some(&url)).unwrap();
     create_table(&mut client, false).unwrap();
     bulk_load(&mut client, &rows).unwrap();
     drop(client);
 
     let predictor = common::small_cnn_predictor(3);
-
-    let config = StreamConfig {
+    let stream_config = StreamConfig {
         source_url: Some(url.clone()),
         data_root: data.join("monday"),
         batch_size: 16,
@@ -40,29 +80,43 @@ fn the_stream_resumes_after_a_database_restart() {
         exit_when_idle: true,
         ..StreamConfig::default()
     };
-    let committed = Arc::new(AtomicU64::new(0));
-    let reported = Arc::clone(&committed);
-    let stats = std::thread::scope(|s| {
-        let streamer = s.spawn(|| {
-            stream_predictions(
-                &config,
-                &predictor,
-                "v",
-                &mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
-                    reported.store(p.done, Ordering::Relaxed);
-                }),
-            )
-        });
-        while committed.load(Ordering::Relaxed) < 200 {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    let topic = "restart-test";
+    ensure_topic(&brokers, topic, 2).unwrap();
+    let publish_config = PublishConfig {
+        source_url: Some(url.clone()),
+        brokers: brokers.clone(),
+        topic: topic.into(),
+        batch_size: 8,
+        poll_interval: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(1),
+        exit_when_idle: true,
+        ..PublishConfig::default()
+    };
+    let (streamed, published) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (stream_control, publish_control) = (counting(&streamed), counting(&published));
+    let (stream_stats, publish_stats) = std::thread::scope(|s| {
+        let streamer =
+            s.spawn(|| stream_predictions(&stream_config, &predictor, "v", &stream_control));
+        let publisher = s.spawn(|| publish_rows(&publish_config, &publish_control));
+        wait_until(
+            "both jobs to be under way",
+            Duration::from_secs(120),
+            || streamed.load(Ordering::Relaxed) >= 200 && published.load(Ordering::Relaxed) >= 200,
+        );
         let status = Command::new("sh").args(["-c", &restart]).status().unwrap();
         assert!(status.success(), "restart failed: {restart}");
-        eprintln!("restarted at {} rows", committed.load(Ordering::Relaxed));
-        streamer.join().unwrap().unwrap()
+        eprintln!(
+            "restarted at {} rows streamed, {} published",
+            streamed.load(Ordering::Relaxed),
+            published.load(Ordering::Relaxed)
+        );
+        (
+            streamer.join().unwrap().unwrap(),
+            publisher.join().unwrap().unwrap(),
+        )
     });
-    eprintln!("{stats:?}");
-    assert!(stats.reconnects >= 1, "{stats:?}");
+    eprintln!("{stream_stats:?}\n{publish_stats:?}");
+    assert!(stream_stats.reconnects >= 1, "{stream_stats:?}");
     let client = &mut connect(Some(&url)).unwrap();
     let row = client
         .query_one(
@@ -72,5 +126,24 @@ fn the_stream_resumes_after_a_database_restart() {
         .unwrap();
     let (n, distinct, lo, hi): (i64, i64, i32, i32) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
-    assert_eq!((n, distinct, lo, hi), (3000, 3000, 1, 3000));
+    assert_eq!(
+        (n, distinct, lo, hi),
+        (ROWS as i64, ROWS as i64, 1, ROWS as i32)
+    );
+
+    // The publisher reconnected and every id reached the topic (a batch whose position was not
+    // saved before the restart may be sent twice: the consumers' writes are idempotent).
+    assert!(
+        publish_stats.reconnects >= 1,
+        "the restart missed the publisher: {publish_stats:?}"
+    );
+    let ids = topic_ids(&brokers, topic, ROWS);
+    assert_eq!(ids.len(), ROWS, "ids missing from the topic");
+    assert_eq!(ids.keys().next(), Some(&1));
+    assert_eq!(ids.keys().last(), Some(&(ROWS as i32)));
+    let repeated = ids.values().filter(|&&c| c > 1).count();
+    assert!(
+        repeated <= publish_config.batch_size,
+        "{repeated} ids published twice: more than one unsaved batch"
+    );
 }

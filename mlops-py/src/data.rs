@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use rand::SeedableRng;
 
 use crate::convert::{from_json, image_to_array, manifest, pixels_to_image, shape_error, to_json};
-use crate::errors::{BindingResult, invalid};
+use crate::errors::{BindingError, BindingResult, invalid};
 use crate::runtime::{count_control, heavy, interruptible};
 
 /// Corrupts one image array; returns the new array and what was drawn (JSON).
@@ -197,4 +197,16 @@ pub(crate) fn read_image<'py>(
     }
     .map_err(|e| shape_error(&e))?;
     Ok(array.into_pyarray(py))
+}
+
+/// `root / relative` under the core's one path rule (`mlops_core::paths::resolve_under`):
+/// absolute paths, `..`, NUL bytes and links out of `root` raise `InvalidParameterError`.
+#[pyfunction]
+pub(crate) fn resolve_under(root: PathBuf, relative: &str) -> BindingResult<PathBuf> {
+    mlops_core::paths::resolve_under(&root, relative).map_err(|e| {
+        BindingError::Core(mlops_core::Error::InvalidParameter {
+            name: "image_path",
+            reason: e.to_string(),
+        })
+    })
 }

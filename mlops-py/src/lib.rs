@@ -44,6 +44,7 @@ fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(data::split_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(data::select, m)?)?;
     m.add_function(wrap_pyfunction!(data::read_image, m)?)?;
+    m.add_function(wrap_pyfunction!(data::resolve_under, m)?)?;
     m.add_function(wrap_pyfunction!(model::train, m)?)?;
     m.add_function(wrap_pyfunction!(model::time_predict_in_rust, m)?)?;
     m.add_function(wrap_pyfunction!(live::generate, m)?)?;

@@ -74,7 +74,7 @@ def test_log_register_alias_load_and_serve(mlflow_server, small_model, demo, tmp
         server.wait(timeout=30)
 
 
-def test_pyfunc_predicts_a_frame_in_one_model_call(small_model, demo):
+def test_pyfunc_predicts_a_frame_in_one_model_call(small_model, demo, tmp_path):
     from mlops._mlflow_pyfunc import MlopsPyfunc
 
     class Counting:
@@ -85,10 +85,24 @@ def test_pyfunc_predicts_a_frame_in_one_model_call(small_model, demo):
             return small_model.predict_paths(paths)
 
     pyfunc = MlopsPyfunc()
-    pyfunc.model, pyfunc.data_root = Counting(), str(demo / "monday")
+    # The data root: copies of six test images, a link to one of their folders (inside the
+    # root: followed) and a link out of it (refused, like `..` and absolute paths).
     test = mlops.Manifest.read(demo / "monday_test.jsonl")
-    out = pyfunc.predict(None, pd.DataFrame({"image_path": test.image_paths[:6] + ["/etc/passwd"]}))
+    root = tmp_path / "root"
+    for p in test.image_paths[:6]:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_bytes((demo / "monday" / p).read_bytes())
+    first = test.image_paths[0]
+    (root / "alias").symlink_to(root / first.split("/")[0])
+    (root / "out").symlink_to(demo)
+    pyfunc.model, pyfunc.data_root = Counting(), str(root)
+    refused = ["/etc/passwd", "../monday_test.jsonl", "out/monday_test.jsonl"]
+    aliased = "alias/" + first.split("/", 1)[1]
+    out = pyfunc.predict(None, pd.DataFrame({"image_path": test.image_paths[:6] + refused + [aliased]}))
     assert Counting.calls == 1
-    assert out["target"].tolist()[:6] == [p.target for p in small_model.predict_paths(
+    expected = [p.target for p in small_model.predict_paths(
         [demo / "monday" / p for p in test.image_paths[:6]])]
-    assert out["target"].tolist()[6] == -1
+    assert out["target"].tolist()[:6] == expected
+    assert out["target"].tolist()[6:9] == [-1, -1, -1]
+    assert out["target"].tolist()[9] == expected[0]
+    assert all("leaves the data root" in e for e in out["error"].tolist()[6:9])

@@ -47,6 +47,8 @@ def api(counting_model, demo, tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.png").write_bytes((demo / "monday" / "brick" / name).read_bytes())
     (root / "link.png").symlink_to(outside / "secret.png")
+    (root / "outdir").symlink_to(outside)
+    (root / "inside").symlink_to(root / "brick")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(counting_model, root), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -80,12 +82,20 @@ def test_predict_keeps_the_original_contract(api, small_model):
 @pytest.mark.parametrize(
     "path,code",
     [("../outside/secret.png", 400), ("/etc/passwd", 400), ("brick/../../x.png", 400), ("link.png", 400),
-     ("brick/missing.png", 404), ("brick/broken.png", 422), ("", 400)],
+     ("outdir/secret.png", 400), ("brick/\x00.png", 400), ("brick/missing.png", 404),
+     ("brick/broken.png", 422), ("", 400)],
 )
 def test_bad_paths_get_client_errors(api, path, code):
     base, _, _ = api
     status, body = post(base + "/predict", {"image_path": path})
     assert status == code, body
+
+
+def test_a_link_that_stays_inside_the_root_is_followed(api):
+    base, good, _ = api
+    status, body = post(base + "/predict", {"image_path": good.replace("brick/", "inside/")})
+    assert status == 200, body
+    assert body == post(base + "/predict", {"image_path": good})[1]
 
 
 def test_batch_requests_answer_each_path_in_one_model_call(api, counting_model):

@@ -25,7 +25,7 @@ pub use store::{
 use crate::adapt::Lineage;
 use crate::dataset::ClassMap;
 use crate::drift::ReferenceSample;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Backbone, BackboneKind, Classifier};
 use crate::seed::sha256_hex;
 use crate::train::{EpochMetrics, Evaluation, TrainConfig};
@@ -287,7 +287,8 @@ impl ModelPackage {
     /// [`ModelPackage::load_async`] for async code).
     pub fn load(uri: &str, device: &Device) -> Result<Self> {
         let (metadata, weights) = load_parts(uri)?;
-        let model = model_from_weights(&metadata, &weights, device)?;
+        let model = model_from_weights(&metadata, &weights, device)
+            .map_err(|e| in_package(uri, &metadata.weights.object, e))?;
         let reference = match &metadata.reference {
             Some(info) => Some(reference_from(uri, &get_checked(uri, info)?)?),
             None => None,
@@ -302,7 +303,8 @@ impl ModelPackage {
     /// [`ModelPackage::load`] for async code.
     pub async fn load_async(uri: &str, device: &Device) -> Result<Self> {
         let (metadata, weights) = load_parts_async(uri).await?;
-        let model = model_from_weights(&metadata, &weights, device)?;
+        let model = model_from_weights(&metadata, &weights, device)
+            .map_err(|e| in_package(uri, &metadata.weights.object, e))?;
         let reference = match &metadata.reference {
             Some(info) => Some(reference_from(uri, &get_checked_async(uri, info).await?)?),
             None => None,
@@ -312,6 +314,18 @@ impl ModelPackage {
             metadata,
             reference,
         })
+    }
+}
+
+/// `e` (about `<weights>`) restated for the package at `uri` and its object.
+fn in_package(uri: &str, object: &str, e: Error) -> Error {
+    match e {
+        Error::Package { reason, source, .. } => Error::Package {
+            uri: uri.to_string(),
+            reason: format!("{object}: {reason}"),
+            source,
+        },
+        other => other,
     }
 }
 

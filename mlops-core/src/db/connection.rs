@@ -28,27 +28,33 @@ pub fn connect_config(url: Option<&str>) -> Result<postgres::Config> {
                 format!("{} is not a PostgreSQL URL: {e}", redact(url)),
             )
         })?,
-        None => {
-            let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-            let port = var("PGPORT", "5432");
-            let port = port
-                .parse::<u16>()
-                .map_err(|_| Error::invalid("PGPORT", format!("`{port}` is not a port number")))?;
-            let mut config = postgres::Config::new();
-            config
-                .host(&var("PGHOST", "127.0.0.1"))
-                .port(port)
-                .user(&var("PGUSER", "postgres"))
-                .dbname(&var("PGDATABASE", "postgres"));
-            if let Ok(password) = std::env::var("PGPASSWORD") {
-                config.password(password);
-            }
-            config
-        }
+        None => config_from_vars(|k| std::env::var(k).ok())?,
     };
     config.connect_timeout(Duration::from_secs(10));
     config.keepalives(true);
     config.keepalives_idle(Duration::from_secs(30));
+    Ok(config)
+}
+
+/// The settings of `PGHOST` (default `127.0.0.1`), `PGPORT` (5432), `PGUSER` (`postgres`),
+/// `PGPASSWORD` and `PGDATABASE` (`postgres`) as `var` returns them, each through the
+/// driver's setter (nothing is pasted into a keyword string, so any byte of a password is
+/// just a byte of the password).
+pub fn config_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<postgres::Config> {
+    let get = |k: &str, default: &str| var(k).unwrap_or_else(|| default.to_string());
+    let port = get("PGPORT", "5432");
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| Error::invalid("PGPORT", format!("`{port}` is not a port number")))?;
+    let mut config = postgres::Config::new();
+    config
+        .host(&get("PGHOST", "127.0.0.1"))
+        .port(port)
+        .user(&get("PGUSER", "postgres"))
+        .dbname(&get("PGDATABASE", "postgres"));
+    if let Some(password) = var("PGPASSWORD") {
+        config.password(password);
+    }
     Ok(config)
 }
 

@@ -13,7 +13,7 @@ pub use adapt::{AdaptLoopConfig, AdaptLoopStats, look_once, run_adaptation_loop}
 pub use batch::resolve_image_path;
 pub use batch::{BatchOutcome, predict_rows};
 pub(crate) use connection::db_error;
-pub use connection::{connect, connect_config, is_transient, redact};
+pub use connection::{config_from_vars, connect, connect_config, is_transient, redact};
 pub use generator::{bulk_load, create_table, insert_row, trickle, trickle_in_order};
 pub use sink::{ErrorRow, PREDICTION_TABLES_SQL, PredictionRow, ensure_prediction_tables};
 pub use stream::{StreamConfig, StreamStats, stream_predictions};

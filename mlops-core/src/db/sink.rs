@@ -129,8 +129,12 @@ pub fn write_classes(
     Ok(())
 }
 
-/// Writes predictions and errors with one statement each. Rows whose id is already there are
-/// left as they are (`ON CONFLICT DO NOTHING`). Returns the rows written (predictions, errors).
+/// Writes predictions and errors so that every id has one outcome: a prediction of an id is
+/// kept as it is (`ON CONFLICT DO NOTHING`); a prediction replaces an earlier error of its id
+/// (an image that was missing and appeared before a replay); an error is not written for an id
+/// already predicted. Writers of one database take turns on a transaction-scoped advisory lock,
+/// so two writers of the same id (a Kafka rebalance replaying a batch) cannot both land; call it
+/// inside a transaction. Returns the rows written (predictions, errors).
 pub fn write_outcomes(
     client: &mut impl GenericClient,
     predictions: &[PredictionRow],
@@ -138,6 +142,13 @@ pub fn write_outcomes(
     model_version: &str,
 ) -> Result<(u64, u64), postgres::Error> {
     let mut written = (0, 0);
+    if predictions.is_empty() && errors.is_empty() {
+        return Ok(written);
+    }
+    client.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('mlops.cargo_prediction.outcome'))",
+        &[],
+    )?;
     if !predictions.is_empty() {
         let ids: Vec<i32> = predictions.iter().map(|p| p.id).collect();
         let times: Vec<Option<&str>> = predictions.iter().map(|p| p.timestamp.as_deref()).collect();
@@ -150,6 +161,10 @@ pub fn write_outcomes(
              ON CONFLICT (id) DO NOTHING",
             &[&ids, &times, &targets, &probs, &model_version],
         )?;
+        client.execute(
+            "DELETE FROM cargo_prediction_error WHERE id = ANY($1::int[])",
+            &[&ids],
+        )?;
     }
     if !errors.is_empty() {
         let ids: Vec<i32> = errors.iter().map(|e| e.id).collect();
@@ -160,6 +175,7 @@ pub fn write_outcomes(
             "INSERT INTO cargo_prediction_error (id, timestamp, image_path, reason, model_version)
              SELECT u.id, u.ts::timestamp, u.path, u.reason, $5
              FROM UNNEST($1::int[], $2::text[], $3::text[], $4::text[]) AS u(id, ts, path, reason)
+             WHERE NOT EXISTS (SELECT 1 FROM cargo_prediction p WHERE p.id = u.id)
              ON CONFLICT (id) DO NOTHING",
             &[&ids, &times, &paths, &reasons, &model_version],
         )?;

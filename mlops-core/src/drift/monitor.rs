@@ -140,10 +140,13 @@ impl ReferenceSample {
             return Err(bad("reference sample of an unknown version"));
         }
         let (rows, dim, classes) = (word(12) as usize, word(16) as usize, word(20) as usize);
-        let values = rows
-            .checked_mul(dim + classes)
+        // Checked all the way: a header whose sizes overflow must not wrap to the real length.
+        let body = dim
+            .checked_add(classes)
+            .and_then(|width| rows.checked_mul(width))
+            .and_then(|values| values.checked_mul(4))
             .ok_or_else(|| bad("reference sample header overflows"))?;
-        if bytes.len() != 24 + 4 * values || dim == 0 || classes == 0 {
+        if bytes.len() - 24 != body || dim == 0 || classes == 0 {
             return Err(bad("reference sample has the wrong length for its header"));
         }
         let floats: Vec<f32> = bytes[24..]

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use postgres::Client;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -18,8 +19,10 @@ use serde::{Deserialize, Serialize};
 use super::{DEFAULT_TOPIC, kafka_error, kafka_failure, message};
 use crate::blocking::block_on;
 use crate::control::{Control, Detail, Progress};
-use crate::db::connection::{StepError, classify, open_client, sleep_unless_cancelled};
-use crate::db::tail::{ensure_position_tables, load_position, poll_next, save_position};
+use crate::db::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
+use crate::db::tail::{
+    Position, SourceRow, ensure_position_tables, load_position, poll_next, save_position,
+};
 use crate::error::{Error, Result};
 
 /// How to publish.
@@ -39,6 +42,8 @@ pub struct PublishConfig {
     pub gap_grace: Duration,
     /// Stop once caught up.
     pub exit_when_idle: bool,
+    /// Longest wait between reconnection attempts to the database.
+    pub max_backoff: Duration,
 }
 
 impl Default for PublishConfig {
@@ -51,6 +56,7 @@ impl Default for PublishConfig {
             poll_interval: Duration::from_millis(500),
             gap_grace: Duration::from_secs(600),
             exit_when_idle: false,
+            max_backoff: Duration::from_secs(10),
         }
     }
 }
@@ -62,6 +68,8 @@ pub struct PublishStats {
     pub rows: u64,
     /// Batches.
     pub batches: u64,
+    /// Reconnections to the database.
+    pub reconnects: u64,
     /// Seconds the run took.
     pub seconds: f64,
 }
@@ -110,8 +118,13 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
 
 /// Publishes rows of `cargo` after the saved position until `control` is cancelled (or, with
 /// `exit_when_idle`, until caught up), reporting `publish` after every delivered batch. The
-/// position is kept under the name `kafka:<topic>`.
+/// position is kept under the name `kafka:<topic>`. The first connection must succeed; a
+/// connection lost later is retried with backoff (logged as a warning), and a batch whose
+/// position was not saved is published again (the consumers' writes are idempotent).
 pub fn publish_rows(config: &PublishConfig, control: &Control) -> Result<PublishStats> {
+    if config.batch_size == 0 {
+        return Err(Error::invalid("batch_size", "must be at least 1"));
+    }
     let started = Instant::now();
     let stream = format!("kafka:{}", config.topic);
     let producer: BaseProducer<Deliveries> = ClientConfig::new()
@@ -120,79 +133,137 @@ pub fn publish_rows(config: &PublishConfig, control: &Control) -> Result<Publish
         .set("linger.ms", "5")
         .create_with_context(Deliveries::default())
         .map_err(|e| kafka_error(&format!("connect to {}", config.brokers), e))?;
-    let fatal = StepError::into_error;
-    let mut client = open_client(config.source_url.as_deref()).map_err(fatal)?;
-    ensure_position_tables(&mut client)
-        .map_err(|e| fatal(classify("create the position tables", e)))?;
-    let mut position =
-        load_position(&mut client, &stream).map_err(|e| fatal(classify("load the position", e)))?;
+    let mut session = Some(Session::open(config, &stream).map_err(StepError::into_error)?);
     let mut stats = PublishStats::default();
+    let mut backoff = Backoff::new(config.max_backoff);
     while !control.is_cancelled() {
-        let step = poll_next(
-            &mut client,
-            None,
-            &stream,
-            &position,
-            config.batch_size,
-            config.gap_grace,
-        )
-        .map_err(|e| fatal(classify("read cargo", e)))?;
-        let Some((polled, next)) = step else {
-            if config.exit_when_idle && position.gaps.is_empty() {
-                break;
-            }
-            sleep_unless_cancelled(config.poll_interval, control);
-            continue;
+        let result = match session.as_mut() {
+            Some(s) => step(s, &producer, config, &stream, &mut stats),
+            None => Session::open(config, &stream).map(|s| {
+                session = Some(s);
+                Step::Worked
+            }),
         };
-        let failed_before = producer.context().failed.load(Ordering::Relaxed);
-        for row in &polled.rows {
-            let key = row.id.to_string();
-            let payload = message::encode(row);
-            let mut record = BaseRecord::to(&config.topic).key(&key).payload(&payload);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        producer.poll(Duration::from_millis(50));
-                        record = r;
-                    }
-                    Err((e, _)) => {
-                        return Err(kafka_error(&format!("send to {}", config.topic), e));
-                    }
+        match result {
+            Ok(Step::Idle { awaiting }) => {
+                backoff.reset();
+                if config.exit_when_idle && !awaiting {
+                    break;
                 }
+                sleep_unless_cancelled(config.poll_interval, control);
             }
+            Ok(Step::Worked) => {
+                backoff.reset();
+                control.report(
+                    Progress::items("publish", stats.rows, None)
+                        .with_detail(Detail::Publish(&stats)),
+                );
+            }
+            Err(StepError::Transient(error)) => {
+                session = None;
+                stats.reconnects += 1;
+                backoff.wait(&format!("publisher {stream}"), &error, control);
+            }
+            Err(StepError::Fatal(e)) => return Err(e),
         }
-        producer
-            .flush(Duration::from_secs(60))
-            .map_err(|e| kafka_error(&format!("deliver to {}", config.topic), e))?;
-        let failed = producer.context().failed.load(Ordering::Relaxed) - failed_before;
-        if failed > 0 {
-            return Err(kafka_failure(
-                &format!("deliver to {}", config.topic),
-                format!(
-                    "{failed} of {} messages were not acknowledged",
-                    polled.rows.len()
-                ),
-            ));
-        }
-        let mut tx = client
-            .transaction()
-            .map_err(|e| fatal(classify("begin", e)))?;
-        if !save_position(&mut tx, &stream, position.version, &next)
-            .map_err(|e| fatal(classify("save the position", e)))?
-        {
-            return Err(Error::Conflict {
-                what: format!("another publisher moved the position of {stream}"),
-            });
-        }
-        tx.commit().map_err(|e| fatal(classify("commit", e)))?;
-        position = next.position;
-        stats.rows += polled.rows.len() as u64;
-        stats.batches += 1;
-        control.report(
-            Progress::items("publish", stats.rows, None).with_detail(Detail::Publish(&stats)),
-        );
     }
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// The publisher's connection and the position read through it.
+struct Session {
+    client: Client,
+    position: Position,
+}
+
+impl Session {
+    fn open(config: &PublishConfig, stream: &str) -> std::result::Result<Self, StepError> {
+        let mut client = open_client(config.source_url.as_deref())?;
+        ensure_position_tables(&mut client)
+            .map_err(|e| classify("create the position tables", e))?;
+        let position =
+            load_position(&mut client, stream).map_err(|e| classify("load the position", e))?;
+        Ok(Session { client, position })
+    }
+}
+
+/// What one step did.
+enum Step {
+    /// Nothing new; `awaiting` while missing ids are still awaited.
+    Idle { awaiting: bool },
+    /// A batch was delivered and its position saved (or a connection opened).
+    Worked,
+}
+
+/// Polls once, delivers what it found, then saves the position.
+fn step(
+    session: &mut Session,
+    producer: &BaseProducer<Deliveries>,
+    config: &PublishConfig,
+    stream: &str,
+    stats: &mut PublishStats,
+) -> std::result::Result<Step, StepError> {
+    let polled = poll_next(
+        &mut session.client,
+        None,
+        stream,
+        &session.position,
+        config.batch_size,
+        config.gap_grace,
+    )
+    .map_err(|e| classify("read cargo", e))?;
+    let Some((polled, next)) = polled else {
+        return Ok(Step::Idle {
+            awaiting: !session.position.gaps.is_empty(),
+        });
+    };
+    deliver(producer, &config.topic, &polled.rows).map_err(StepError::Fatal)?;
+    let mut tx = session
+        .client
+        .transaction()
+        .map_err(|e| classify("begin", e))?;
+    if !save_position(&mut tx, stream, session.position.version, &next)
+        .map_err(|e| classify("save the position", e))?
+    {
+        return Err(StepError::Fatal(Error::Conflict {
+            what: format!("another publisher moved the position of {stream}"),
+        }));
+    }
+    tx.commit().map_err(|e| classify("commit", e))?;
+    session.position = next.position;
+    stats.rows += polled.rows.len() as u64;
+    stats.batches += 1;
+    Ok(Step::Worked)
+}
+
+/// Sends `rows` keyed by id and waits until the broker acknowledged every one.
+fn deliver(producer: &BaseProducer<Deliveries>, topic: &str, rows: &[SourceRow]) -> Result<()> {
+    let failed_before = producer.context().failed.load(Ordering::Relaxed);
+    for row in rows {
+        let key = row.id.to_string();
+        let payload = message::encode(row);
+        let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    producer.poll(Duration::from_millis(50));
+                    record = r;
+                }
+                Err((e, _)) => return Err(kafka_error(&format!("send to {topic}"), e)),
+            }
+        }
+    }
+    producer
+        .flush(Duration::from_secs(60))
+        .map_err(|e| kafka_error(&format!("deliver to {topic}"), e))?;
+    let failed = producer.context().failed.load(Ordering::Relaxed) - failed_before;
+    if failed > 0 {
+        return Err(kafka_failure(
+            &format!("deliver to {topic}"),
+            format!("{failed} of {} messages were not acknowledged", rows.len()),
+        ));
+    }
+    Ok(())
 }

@@ -201,3 +201,49 @@ pub fn small_cnn_predictor(seed: u64) -> mlops_core::predict::Predictor {
     )
     .unwrap()
 }
+
+/// A deadline for a test that waits on threads or processes: unless dropped within `limit`, it
+/// reports `what` and exits the test binary with a failure, so a hung streamer fails CI
+/// instead of hanging it. Hold it for the whole wait (`let _deadline = Deadline::new(..)`).
+pub struct Deadline {
+    done: Option<std::sync::mpsc::Sender<()>>,
+}
+
+impl Deadline {
+    /// Starts the clock.
+    pub fn new(what: &str, limit: std::time::Duration) -> Self {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let what = what.to_string();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+                eprintln!(
+                    "DEADLINE: {what} did not finish within {} s; failing the test binary",
+                    limit.as_secs()
+                );
+                std::process::exit(101);
+            }
+        });
+        Deadline { done: Some(done) }
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Polls `done` every 20 ms until it holds, failing the test after `limit`.
+pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < limit,
+            "waited {} s for {what}",
+            limit.as_secs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

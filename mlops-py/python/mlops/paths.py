@@ -5,21 +5,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mlops import _mlops_rs
 from mlops.errors import InvalidParameterError
 
 
 def resolve_under(root: "os.PathLike[str] | str", relative: str) -> Path:
-    """``root / relative``, refusing absolute paths, ``..`` and symlinks that lead out of ``root``.
+    """``root / relative`` with links resolved, under the one rule the stream, the Kafka consumer,
+    the FastAPI app and the MLflow pyfunc share (``mlops_core::paths``): empty paths, NUL bytes,
+    absolute paths, ``..`` and symlinks that lead out of ``root`` (or nowhere) are refused;
+    links that stay inside ``root`` are followed. A missing file resolves all the same.
 
     Raises :class:`mlops.InvalidParameterError` (a ``ValueError``) naming the path.
     """
-    if not isinstance(relative, str) or not relative:
-        raise InvalidParameterError(f"image_path: expected a non-empty relative path, got {relative!r}")
-    candidate = Path(relative)
-    if candidate.is_absolute() or ".." in candidate.parts or "\x00" in relative:
-        raise InvalidParameterError(f"image_path {relative!r} leaves the data root")
-    base = Path(root).resolve()
-    full = (base / candidate).resolve()
-    if full != base and base not in full.parents:
-        raise InvalidParameterError(f"image_path {relative!r} leaves the data root (through a link)")
-    return full
+    if not isinstance(relative, str):
+        raise InvalidParameterError(f"image_path: expected a relative path as text, got {relative!r}")
+    return Path(_mlops_rs.resolve_under(os.fspath(root), relative))

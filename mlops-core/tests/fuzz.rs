@@ -1,0 +1,391 @@
+//! Untrusted inputs, fuzzed (see `tests/fuzzing/mod.rs` for the engine and its settings and
+//! docs/reliability.md for the long runs): manifests (JSON lines and CSV), Kafka Connect
+//! messages, images, drift reference samples, and model packages (metadata and weights) as a
+//! shared bucket could hand them over. No input may panic; the allocator below refuses any
+//! single allocation over 1 GiB (the process aborts, failing the run), so memory stays bounded.
+//! Accepted inputs must also round-trip where the format allows.
+
+#![allow(clippy::unwrap_used)]
+// The one unsafe item of the crate: the capped allocator of this test binary.
+#![allow(unsafe_code)]
+
+mod common;
+mod fuzzing;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::path::Path;
+
+use fuzzing::{Verdict, fuzz};
+use mlops_core::dataset::{Manifest, Sample};
+use mlops_core::drift::ReferenceSample;
+use mlops_core::imageio;
+
+/// The system allocator, refusing single allocations over 1 GiB.
+struct Capped;
+
+const CAP: usize = 1 << 30;
+
+// SAFETY: forwards to the system allocator; refusing (null) is allowed by `GlobalAlloc`.
+unsafe impl GlobalAlloc for Capped {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > CAP {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > CAP {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: same layout contract as the caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from this allocator with `layout`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > CAP {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: `ptr` came from this allocator with `layout`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Capped = Capped;
+
+fn odd_samples() -> Vec<Sample> {
+    vec![
+        Sample::new("brick/a.jpg", 1),
+        Sample::new("wood/it's \"odd\", really.png", 4),
+        Sample::new("ground/ünï cödé/x y.webp", 3),
+        Sample::new("concrete/line\nbreak.bmp", 2),
+        Sample::new("", 0),
+    ]
+}
+
+const JSON_TOKENS: &[&[u8]] = &[
+    b"\"",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b",",
+    b":",
+    b"null",
+    b"true",
+    b"\\u0000",
+    b"\\ud800",
+    b"\n",
+    b"\"image_path\"",
+    b"\"target\"",
+    b"\"payload\"",
+    b"\"schema\"",
+    b"\"id\"",
+    b"\"timestamp\"",
+    b"1e400",
+    b"-1",
+    b"4294967296",
+];
+
+#[test]
+fn fuzz_manifest_jsonl() {
+    let seeds = vec![Manifest::new(odd_samples()).to_jsonl().into_bytes()];
+    fuzz("manifest_jsonl", seeds, JSON_TOKENS, |bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        match Manifest::from_jsonl(&text, Path::new("fuzz.jsonl")) {
+            Ok(m) => {
+                let again = Manifest::from_jsonl(&m.to_jsonl(), Path::new("again.jsonl")).unwrap();
+                assert_eq!(again, m, "JSON lines round trip");
+                Verdict::Accepted
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("fuzz.jsonl"), "{e}");
+                Verdict::Refused
+            }
+        }
+    });
+}
+
+#[test]
+fn fuzz_manifest_csv() {
+    let seeds = vec![Manifest::new(odd_samples()).to_csv().unwrap().into_bytes()];
+    let tokens: &[&[u8]] = &[
+        b"\"",
+        b",",
+        b"\n",
+        b"\r\n",
+        b"image_path",
+        b"target",
+        b"-1",
+        b"4294967296",
+        b"\"\"",
+    ];
+    fuzz("manifest_csv", seeds, tokens, |bytes| {
+        let text = String::from_utf8_lossy(bytes);
+        match Manifest::from_csv(&text, Path::new("fuzz.csv")) {
+            Ok(m) => {
+                if let Ok(csv) = m.to_csv() {
+                    let again = Manifest::from_csv(&csv, Path::new("again.csv")).unwrap();
+                    assert_eq!(again, m, "CSV round trip of {csv:?}");
+                }
+                Verdict::Accepted
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("fuzz.csv"), "{e}");
+                Verdict::Refused
+            }
+        }
+    });
+}
+
+#[cfg(feature = "kafka")]
+#[test]
+fn fuzz_kafka_connect_messages() {
+    use mlops_core::db::tail::SourceRow;
+    use mlops_core::kafka::message;
+    let rows = [
+        SourceRow {
+            id: 7,
+            timestamp: Some("2026-11-26 10:00:00.250".into()),
+            image_path: Some("brick/it's.jpg".into()),
+            target: Some(1),
+        },
+        SourceRow {
+            id: i32::MIN,
+            timestamp: None,
+            image_path: None,
+            target: None,
+        },
+    ];
+    let seeds = rows.iter().map(message::encode).collect();
+    fuzz(
+        "kafka_message",
+        seeds,
+        JSON_TOKENS,
+        |bytes| match message::decode(bytes) {
+            Ok(row) => {
+                // What a consumer decodes, a publisher re-encodes to the same row.
+                assert_eq!(message::decode(&message::encode(&row)).unwrap(), row);
+                Verdict::Accepted
+            }
+            Err(_) => Verdict::Refused,
+        },
+    );
+}
+
+#[test]
+fn fuzz_image_decoding_with_limits() {
+    use image::ImageFormat;
+    let picture = common::pattern_rgb(23, 17);
+    let seeds = [
+        ImageFormat::Png,
+        ImageFormat::Jpeg,
+        ImageFormat::Gif,
+        ImageFormat::Bmp,
+        ImageFormat::WebP,
+    ]
+    .iter()
+    .map(|&f| imageio::encode(&picture, f, Path::new("seed")).unwrap())
+    .collect();
+    let tokens: &[&[u8]] = &[
+        b"\xff\xd8",
+        b"\xff\xd9",
+        b"\xff\xda",
+        b"\xff\xc0",
+        b"IHDR",
+        b"IDAT",
+        b"IEND",
+        b"GIF89a",
+        b"BM",
+        b"RIFF",
+        b"WEBPVP8L",
+        b"\x7f\xff\xff\xff",
+    ];
+    fuzz("image", seeds, tokens, |bytes| {
+        match imageio::decode(Path::new("fuzz.img"), bytes, imageio::DEFAULT_MAX_ALLOC) {
+            Ok(image) => {
+                let decoded = image.as_bytes().len() as u64;
+                assert!(
+                    decoded <= imageio::DEFAULT_MAX_ALLOC,
+                    "{decoded} bytes decoded"
+                );
+                Verdict::Accepted
+            }
+            Err(e) => {
+                assert!(e.to_string().contains("fuzz.img"), "{e}");
+                Verdict::Refused
+            }
+        }
+    });
+}
+
+#[test]
+fn fuzz_drift_reference_samples() {
+    let (rows, dim, classes) = (6, 4, 3);
+    let features: Vec<f32> = (0..rows * dim).map(|i| (i as f32 * 0.37).sin()).collect();
+    let probabilities: Vec<f32> = (0..rows * classes)
+        .map(|i| {
+            if i % classes == i / classes % classes {
+                0.8
+            } else {
+                0.1
+            }
+        })
+        .collect();
+    let sample =
+        ReferenceSample::subsample(&features, &probabilities, dim, classes, 100, 1).unwrap();
+    let seeds = vec![sample.to_bytes()];
+    fuzz(
+        "reference",
+        seeds,
+        &[],
+        |bytes| match ReferenceSample::from_bytes(bytes) {
+            Ok(sample) => {
+                assert_eq!(sample.to_bytes(), bytes, "reference round trip");
+                Verdict::Accepted
+            }
+            Err(_) => Verdict::Refused,
+        },
+    );
+}
+
+/// A saved small-CNN package with a reference sample: its folder, metadata text and the
+/// weights object's name and bytes.
+struct SavedPackage {
+    dir: tempfile::TempDir,
+    metadata: serde_json::Value,
+    weights_object: String,
+    weights: Vec<u8>,
+}
+
+fn saved_package() -> SavedPackage {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("p").display().to_string();
+    let predictor = common::small_cnn_predictor(9);
+    let paths: Vec<_> = std::fs::read_dir(common::demo_data().join("monday/brick"))
+        .unwrap()
+        .take(8)
+        .map(|e| e.unwrap().path())
+        .collect();
+    let mut package = common::small_cnn_package(9);
+    package.reference = Some(common::reference_of(&predictor, &paths));
+    package.save(&uri).unwrap();
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("p/metadata.json")).unwrap())
+            .unwrap();
+    let weights_object = metadata["weights"]["object"].as_str().unwrap().to_string();
+    let weights = std::fs::read(dir.path().join("p").join(&weights_object)).unwrap();
+    SavedPackage {
+        dir,
+        metadata,
+        weights_object,
+        weights,
+    }
+}
+
+fn load(uri: &str) -> Verdict {
+    match mlops_core::predict::Predictor::load(uri, mlops_core::ComputeBackend::Flex) {
+        Ok(_) => Verdict::Accepted,
+        Err(e) => {
+            assert!(
+                e.to_string().contains(uri),
+                "the error names the package: {e}"
+            );
+            Verdict::Refused
+        }
+    }
+}
+
+#[test]
+fn fuzz_package_metadata() {
+    let saved = saved_package();
+    let uri = saved.dir.path().join("p").display().to_string();
+    let metadata_path = saved.dir.path().join("p/metadata.json");
+    let seeds = vec![serde_json::to_vec_pretty(&saved.metadata).unwrap()];
+    let tokens: &[&[u8]] = &[
+        b"\"small_cnn\"",
+        b"\"efficientnet_lite0\"",
+        b"\"../\"",
+        b"\"/etc/passwd\"",
+        b"18446744073709551615",
+        b"0",
+        b"null",
+        b"\"classes\"",
+        b"\"size\"",
+        b"\"inputs\"",
+        b"\"outputs\"",
+        b"\"object\"",
+    ];
+    fuzz("package_metadata", seeds, tokens, |bytes| {
+        std::fs::write(&metadata_path, bytes).unwrap();
+        load(&uri)
+    });
+}
+
+#[test]
+fn fuzz_package_weights() {
+    let saved = saved_package();
+    let uri = saved.dir.path().join("p").display().to_string();
+    let folder = saved.dir.path().join("p");
+    let seeds = vec![saved.weights.clone()];
+    let tokens: &[&[u8]] = &[
+        b"\"dtype\"",
+        b"\"F32\"",
+        b"\"F16\"",
+        b"\"I64\"",
+        b"\"shape\"",
+        b"\"data_offsets\"",
+        b"[0,0]",
+        b"[1,2,3]",
+        b"\xff\xff\xff\xff\xff\xff\xff\x7f",
+    ];
+    fuzz("package_weights", seeds, tokens, |bytes| {
+        // The checksum in the metadata follows the bytes, so the parser is what is tested.
+        let mut metadata = saved.metadata.clone();
+        metadata["weights"]["sha256"] = mlops_core::seed::sha256_hex(bytes).into();
+        metadata["weights"]["bytes"] = bytes.len().into();
+        std::fs::write(folder.join(&saved.weights_object), bytes).unwrap();
+        std::fs::write(
+            folder.join("metadata.json"),
+            serde_json::to_vec(&metadata).unwrap(),
+        )
+        .unwrap();
+        load(&uri)
+    });
+}
+
+/// Object names in a package's metadata cannot reach outside its prefix: `..` and absolute
+/// names stay inside (and are then not found), even when the named object exists next door.
+#[test]
+fn a_package_reads_nothing_outside_its_prefix() {
+    let saved = saved_package();
+    let neighbour = saved.dir.path().join("q");
+    std::fs::create_dir_all(&neighbour).unwrap();
+    std::fs::write(neighbour.join(&saved.weights_object), &saved.weights).unwrap();
+    let uri = saved.dir.path().join("p").display().to_string();
+    for object in [
+        format!("../q/{}", saved.weights_object),
+        format!("{}/q/{}", saved.dir.path().display(), saved.weights_object),
+        format!("./../q/{}", saved.weights_object),
+    ] {
+        // Move the weights out of the package, leaving only the neighbour's copy to reach.
+        let inside = saved.dir.path().join("p").join(&saved.weights_object);
+        let _ = std::fs::remove_file(&inside);
+        let mut metadata = saved.metadata.clone();
+        metadata["weights"]["object"] = object.clone().into();
+        std::fs::write(
+            saved.dir.path().join("p/metadata.json"),
+            serde_json::to_vec(&metadata).unwrap(),
+        )
+        .unwrap();
+        let Err(e) = mlops_core::predict::Predictor::load(&uri, mlops_core::ComputeBackend::Flex)
+        else {
+            panic!("{object}: loaded weights from outside the package");
+        };
+        assert!(e.to_string().contains(&uri), "{object}: {e}");
+    }
+}

@@ -1,0 +1,81 @@
+//! The one path rule every entry point shares ([`mlops_core::paths::resolve_under`]), on a real
+//! folder tree with links in and out of the root.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use mlops_core::paths::{PathRefused, resolve_under};
+
+/// `<tmp>/data` (the root) with `brick/a.jpg`, links `inside -> brick`, `out -> <tmp>/outside`,
+/// `secret.jpg -> <tmp>/outside/s.jpg`, `broken -> <tmp>/nowhere`, `up -> ..`; and
+/// `<tmp>/root-link -> data`.
+fn tree() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(data.join("brick")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(data.join("brick/a.jpg"), b"a").unwrap();
+    std::fs::write(outside.join("s.jpg"), b"s").unwrap();
+    symlink(data.join("brick"), data.join("inside")).unwrap();
+    symlink(&outside, data.join("out")).unwrap();
+    symlink(outside.join("s.jpg"), data.join("secret.jpg")).unwrap();
+    symlink(tmp.path().join("nowhere"), data.join("broken")).unwrap();
+    symlink("..", data.join("up")).unwrap();
+    symlink(&data, tmp.path().join("root-link")).unwrap();
+    (tmp, data)
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    p.canonicalize().unwrap()
+}
+
+#[test]
+fn paths_under_the_root_resolve_to_the_file() {
+    let (_tmp, data) = tree();
+    let file = canonical(&data.join("brick/a.jpg"));
+    assert_eq!(resolve_under(&data, "brick/a.jpg").unwrap(), file);
+    assert_eq!(resolve_under(&data, "./brick/./a.jpg").unwrap(), file);
+    // Through a linked folder that stays inside the root.
+    assert_eq!(resolve_under(&data, "inside/a.jpg").unwrap(), file);
+    // A root reached through a link is fine too.
+    let via_link = data.parent().unwrap().join("root-link");
+    assert_eq!(resolve_under(&via_link, "inside/a.jpg").unwrap(), file);
+    // A missing file resolves (the caller reports it missing), still under the root.
+    let missing = resolve_under(&data, "brick/none/deeper.jpg").unwrap();
+    assert!(missing.starts_with(canonical(&data)), "{missing:?}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn every_way_out_of_the_root_is_refused_and_named() {
+    let (_tmp, data) = tree();
+    for (path, expect) in [
+        ("../outside/s.jpg", "absolute or with `..`"),
+        ("brick/../../outside/s.jpg", "absolute or with `..`"),
+        ("/etc/passwd", "absolute or with `..`"),
+        ("out/s.jpg", "through the link"),
+        ("secret.jpg", "through the link"),
+        ("up/outside/s.jpg", "through the link"),
+        ("broken/x.jpg", "broken link"),
+        ("", "empty"),
+        ("brick/a\0.jpg", "NUL"),
+    ] {
+        let refused = resolve_under(&data, path).expect_err(path);
+        let message = refused.to_string();
+        assert!(message.contains(expect), "{path:?}: {message}");
+        if !path.is_empty() && !path.contains('\0') {
+            assert!(message.contains(path), "{path:?} not named: {message}");
+        }
+    }
+    assert!(matches!(
+        resolve_under(&data, "out/s.jpg"),
+        Err(PathRefused::LinkOut { .. })
+    ));
+    // A root that does not exist is named.
+    let e = resolve_under(&data.join("nope"), "a.jpg").unwrap_err();
+    assert!(matches!(e, PathRefused::Unreadable { .. }), "{e}");
+    assert!(e.to_string().contains("nope"), "{e}");
+}
