@@ -68,31 +68,35 @@ class Role:
         self.starts = 0
         self.exits: list[int] = []
         self.started_at = 0.0
-        self.rss_warm: float | None = None
-        self.rss_samples: list[tuple[float, float]] = []
+        # Per run of the process: seconds it lived, RSS 30 s after its start, at its last sample, max.
+        self.lives: list[dict] = []
 
     def start(self) -> None:
         self.starts += 1
         self.started_at = time.monotonic()
-        self.rss_warm = None
+        self.lives.append({"seconds": 0.0, "rss_mib_at_30s": None, "rss_mib_last": None, "rss_mib_max": None})
         with open(self.log, "a") as log:
             log.write(f"\n=== start {self.starts} at {time.strftime('%H:%M:%S')}\n")
             log.flush()
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
-    def watch(self, now: float, stopping: bool) -> None:
+    def watch(self) -> None:
+        """Restarts the process if it exited; else samples its RSS."""
         assert self.proc is not None
         code = self.proc.poll()
         if code is not None:
             self.exits.append(code)
-            if not stopping:
-                self.start()
+            self.start()
             return
         rss = rss_mib(self.proc.pid)
-        if rss is not None:
-            self.rss_samples.append((now, rss))
-            if self.rss_warm is None and now - self.started_at >= 30:
-                self.rss_warm = rss
+        if rss is None:
+            return
+        life = self.lives[-1]
+        life["seconds"] = round(time.monotonic() - self.started_at, 1)
+        life["rss_mib_last"] = round(rss, 1)
+        life["rss_mib_max"] = round(max(rss, life["rss_mib_max"] or 0.0), 1)
+        if life["rss_mib_at_30s"] is None and life["seconds"] >= 30:
+            life["rss_mib_at_30s"] = round(rss, 1)
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -210,7 +214,7 @@ def main() -> int:
         for role in roles:
             if role is writer and stopping:
                 continue
-            role.watch(now, stopping=False)
+            role.watch()
         if now >= next_sample:
             sample_lag()
             next_sample = now + 5
@@ -225,7 +229,6 @@ def main() -> int:
                 break
         time.sleep(1)
 
-    end_rss = {r.name: (r.rss_samples[-1][1] if r.rss_samples else None) for r in roles}
     for role in roles:
         role.stop()
 
@@ -270,13 +273,7 @@ def main() -> int:
         "kafka": {**compare(kafka_ids), **outcome_check(sink)},
         "max_lag": max_lag,
         "processes": {
-            r.name: {
-                "starts": r.starts,
-                "exits": r.exits,
-                "rss_mib_after_warmup": round(r.rss_warm, 1) if r.rss_warm else None,
-                "rss_mib_end": round(end_rss[r.name], 1) if end_rss[r.name] else None,
-                "rss_mib_max": round(max(s[1] for s in r.rss_samples), 1) if r.rss_samples else None,
-            }
+            r.name: {"starts": r.starts, "exits": r.exits, "lives": r.lives}
             for r in roles
         },
     }

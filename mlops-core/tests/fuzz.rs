@@ -300,12 +300,68 @@ fn load(uri: &str) -> Verdict {
     }
 }
 
+/// The metadata as saved, and versions that disagree with the weights or the architecture: other
+/// class counts, the other backbone, head sizes, preprocessing sizes, declared object sizes.
+fn metadata_variants(metadata: &serde_json::Value) -> Vec<Vec<u8>> {
+    let edits: Vec<(&str, serde_json::Value)> = vec![
+        ("/backbone", "efficientnet_lite0".into()),
+        ("/head/inputs", 1_000_000_000u64.into()),
+        ("/head/outputs", 0.into()),
+        ("/preprocess/size", 0.into()),
+        ("/preprocess/size", u64::from(u32::MAX).into()),
+        ("/weights/bytes", u64::MAX.into()),
+        ("/weights/format", "pickle".into()),
+        ("/classes", serde_json::json!(["only"])),
+        ("/classes", serde_json::json!([])),
+        ("/format_version", 99.into()),
+    ];
+    let mut out = vec![serde_json::to_vec_pretty(metadata).unwrap()];
+    for (pointer, value) in edits {
+        let mut edited = metadata.clone();
+        if let Some(slot) = edited.pointer_mut(pointer) {
+            *slot = value;
+            out.push(serde_json::to_vec_pretty(&edited).unwrap());
+        }
+    }
+    out
+}
+
+/// The weights as saved, and versions with a huge or short header length, cut in half, and with
+/// dtypes and shapes that disagree with the model.
+fn weights_variants(weights: &[u8]) -> Vec<Vec<u8>> {
+    let header_len = u64::from_le_bytes(weights[..8].try_into().unwrap()) as usize;
+    let header = std::str::from_utf8(&weights[8..8 + header_len]).unwrap();
+    let body = &weights[8 + header_len..];
+    let with_header = |text: String| {
+        let mut out = (text.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(body);
+        out
+    };
+    let mut out = vec![weights.to_vec()];
+    let mut huge = weights.to_vec();
+    huge[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    out.push(huge);
+    let mut short = weights.to_vec();
+    short[..8].copy_from_slice(&4u64.to_le_bytes());
+    out.push(short);
+    out.push(weights[..weights.len() / 2].to_vec());
+    for dtype in ["F16", "BF16", "F64", "I64", "U8", "BOOL"] {
+        out.push(with_header(
+            header.replace("\"F32\"", &format!("\"{dtype}\"")),
+        ));
+    }
+    out.push(with_header(header.replace("[128,5]", "[128,6]")));
+    out.push(with_header(header.replace("[5]", "[4]")));
+    out
+}
+
 #[test]
 fn fuzz_package_metadata() {
     let saved = saved_package();
     let uri = saved.dir.path().join("p").display().to_string();
     let metadata_path = saved.dir.path().join("p/metadata.json");
-    let seeds = vec![serde_json::to_vec_pretty(&saved.metadata).unwrap()];
+    let seeds = metadata_variants(&saved.metadata);
     let tokens: &[&[u8]] = &[
         b"\"small_cnn\"",
         b"\"efficientnet_lite0\"",
@@ -331,7 +387,7 @@ fn fuzz_package_weights() {
     let saved = saved_package();
     let uri = saved.dir.path().join("p").display().to_string();
     let folder = saved.dir.path().join("p");
-    let seeds = vec![saved.weights.clone()];
+    let seeds = weights_variants(&saved.weights);
     let tokens: &[&[u8]] = &[
         b"\"dtype\"",
         b"\"F32\"",

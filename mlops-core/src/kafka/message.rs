@@ -58,6 +58,14 @@ pub fn decode(bytes: &[u8]) -> Result<SourceRow, String> {
     let envelope: Envelope = serde_json::from_slice(bytes)
         .map_err(|e| format!("not a Kafka Connect JSON message with a cargo payload: {e}"))?;
     let p = envelope.payload;
+    if let Some(millis) = p.timestamp
+        && !(MIN_MILLIS..=MAX_MILLIS).contains(&millis)
+    {
+        // PostgreSQL would refuse the text of such a timestamp, stopping the consumer.
+        return Err(format!(
+            "timestamp {millis} ms since the epoch is outside the years 1 to 9999"
+        ));
+    }
     Ok(SourceRow {
         id: p.id,
         timestamp: p.timestamp.map(millis_to_timestamp),
@@ -65,6 +73,11 @@ pub fn decode(bytes: &[u8]) -> Result<SourceRow, String> {
         target: p.target,
     })
 }
+
+/// 0001-01-01 00:00:00.000 in milliseconds since the epoch.
+const MIN_MILLIS: i64 = -62_135_596_800_000;
+/// 9999-12-31 23:59:59.999 in milliseconds since the epoch.
+const MAX_MILLIS: i64 = 253_402_300_799_999;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
@@ -142,6 +155,11 @@ mod tests {
             );
         }
         assert_eq!(timestamp_to_millis("yesterday"), None);
+        assert_eq!(timestamp_to_millis("0001-01-01 00:00:00"), Some(MIN_MILLIS));
+        assert_eq!(
+            timestamp_to_millis("9999-12-31 23:59:59.999"),
+            Some(MAX_MILLIS)
+        );
     }
 
     #[test]
@@ -163,5 +181,17 @@ mod tests {
                 .unwrap_err()
                 .contains("cargo payload")
         );
+        // A timestamp PostgreSQL cannot hold is a bad message, not a poisoned write (found by
+        // the fuzzer: year -4836 decoded to text that neither we nor PostgreSQL read back).
+        for millis in [MIN_MILLIS - 1, MAX_MILLIS + 1, i64::MIN, i64::MAX] {
+            let message = format!("{{\"payload\": {{\"id\": 7, \"timestamp\": {millis}}}}}");
+            let e = decode(message.as_bytes()).unwrap_err();
+            assert!(e.contains("outside the years 1 to 9999"), "{e}");
+        }
+        for millis in [MIN_MILLIS, MAX_MILLIS] {
+            let message = format!("{{\"payload\": {{\"id\": 7, \"timestamp\": {millis}}}}}");
+            let row = decode(message.as_bytes()).unwrap();
+            assert_eq!(decode(&encode(&row)).unwrap(), row);
+        }
     }
 }
