@@ -23,11 +23,13 @@ use rdkafka::message::Message;
 
 const ROWS: usize = 3000;
 
-/// A control whose progress callback stores the latest count in `done`.
-fn counting(done: &Arc<AtomicU64>) -> Control {
+/// A control whose progress callback stores the latest count in `done`, then waits `pace`
+/// (so that a fast job is still under way when the server restarts).
+fn counting(done: &Arc<AtomicU64>, pace: Duration) -> Control {
     let done = Arc::clone(done);
     Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
         done.store(p.done, Ordering::Relaxed);
+        std::thread::sleep(pace);
     })
 }
 
@@ -93,7 +95,11 @@ fn the_stream_and_the_publisher_resume_after_a_database_restart() {
         ..PublishConfig::default()
     };
     let (streamed, published) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let (stream_control, publish_control) = (counting(&streamed), counting(&published));
+    // Both are paced (the streamer to 800 rows/s, 20 ms per batch of 16; the publisher likewise,
+    // 10 ms per batch of 8) so that neither can finish the 3000 rows before the restart that
+    // follows their first batches.
+    let stream_control = counting(&streamed, Duration::from_millis(20));
+    let publish_control = counting(&published, Duration::from_millis(10));
     let (stream_stats, publish_stats) = std::thread::scope(|s| {
         let streamer =
             s.spawn(|| stream_predictions(&stream_config, &predictor, "v", &stream_control));
@@ -101,8 +107,26 @@ fn the_stream_and_the_publisher_resume_after_a_database_restart() {
         wait_until(
             "both jobs to be under way",
             Duration::from_secs(120),
-            || streamed.load(Ordering::Relaxed) >= 200 && published.load(Ordering::Relaxed) >= 200,
+            || {
+                streamer.is_finished()
+                    || publisher.is_finished()
+                    || (streamed.load(Ordering::Relaxed) >= 100
+                        && published.load(Ordering::Relaxed) >= 48)
+            },
         );
+        if streamer.is_finished() || publisher.is_finished() {
+            let (s, p) = (
+                streamed.load(Ordering::Relaxed),
+                published.load(Ordering::Relaxed),
+            );
+            stream_control.cancel();
+            publish_control.cancel();
+            panic!(
+                "a job ended before the restart ({s} rows streamed, {p} published): {:?} / {:?}",
+                streamer.join().unwrap(),
+                publisher.join().unwrap()
+            );
+        }
         let status = Command::new("sh").args(["-c", &restart]).status().unwrap();
         assert!(status.success(), "restart failed: {restart}");
         eprintln!(

@@ -68,7 +68,7 @@ pub struct PublishStats {
     pub rows: u64,
     /// Batches.
     pub batches: u64,
-    /// Reconnections to the database.
+    /// Retries after a lost database connection or a batch the broker did not acknowledge.
     pub reconnects: u64,
     /// Seconds the run took.
     pub seconds: f64,
@@ -119,8 +119,9 @@ pub fn ensure_topic(brokers: &str, topic: &str, partitions: i32) -> Result<()> {
 /// Publishes rows of `cargo` after the saved position until `control` is cancelled (or, with
 /// `exit_when_idle`, until caught up), reporting `publish` after every delivered batch. The
 /// position is kept under the name `kafka:<topic>`. The first connection must succeed; a
-/// connection lost later is retried with backoff (logged as a warning), and a batch whose
-/// position was not saved is published again (the consumers' writes are idempotent).
+/// database connection lost later, or a batch the broker did not acknowledge, is retried with
+/// backoff (logged as a warning), and a batch whose position was not saved is published again
+/// (the consumers' writes are idempotent).
 pub fn publish_rows(config: &PublishConfig, control: &Control) -> Result<PublishStats> {
     if config.batch_size == 0 {
         return Err(Error::invalid("batch_size", "must be at least 1"));
@@ -218,7 +219,7 @@ fn step(
             awaiting: !session.position.gaps.is_empty(),
         });
     };
-    deliver(producer, &config.topic, &polled.rows).map_err(StepError::Fatal)?;
+    deliver(producer, &config.topic, &polled.rows)?;
     let mut tx = session
         .client
         .transaction()
@@ -237,8 +238,15 @@ fn step(
     Ok(Step::Worked)
 }
 
-/// Sends `rows` keyed by id and waits until the broker acknowledged every one.
-fn deliver(producer: &BaseProducer<Deliveries>, topic: &str, rows: &[SourceRow]) -> Result<()> {
+/// Sends `rows` keyed by id and waits until the broker acknowledged every one. A batch the
+/// broker did not acknowledge (down, electing a leader) is [`StepError::Transient`]: the
+/// position stays, and the batch is sent again after the backoff. A record the client refuses
+/// outright (too large, unknown topic) is fatal.
+fn deliver(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    rows: &[SourceRow],
+) -> std::result::Result<(), StepError> {
     let failed_before = producer.context().failed.load(Ordering::Relaxed);
     for row in rows {
         let key = row.id.to_string();
@@ -251,19 +259,24 @@ fn deliver(producer: &BaseProducer<Deliveries>, topic: &str, rows: &[SourceRow])
                     producer.poll(Duration::from_millis(50));
                     record = r;
                 }
-                Err((e, _)) => return Err(kafka_error(&format!("send to {topic}"), e)),
+                Err((e, _)) => {
+                    return Err(StepError::Fatal(kafka_error(
+                        &format!("send to {topic}"),
+                        e,
+                    )));
+                }
             }
         }
     }
     producer
         .flush(Duration::from_secs(60))
-        .map_err(|e| kafka_error(&format!("deliver to {topic}"), e))?;
+        .map_err(|e| StepError::Transient(kafka_error(&format!("deliver to {topic}"), e)))?;
     let failed = producer.context().failed.load(Ordering::Relaxed) - failed_before;
     if failed > 0 {
-        return Err(kafka_failure(
+        return Err(StepError::Transient(kafka_failure(
             &format!("deliver to {topic}"),
             format!("{failed} of {} messages were not acknowledged", rows.len()),
-        ));
+        )));
     }
     Ok(())
 }
