@@ -49,6 +49,10 @@ def value(url: str, query: str, timeout: float = 20) -> str:
         time.sleep(0.5)
 
 
+OUTCOMES = "SELECT (SELECT count(*) FROM cargo_prediction) + (SELECT count(*) FROM cargo_prediction_error)"
+"""Rows of a sink with an outcome (prediction or error)."""
+
+
 def rss_mib(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -181,14 +185,12 @@ def main() -> int:
     def sample_lag() -> None:
         try:
             written = int(value(source, "SELECT count(*) FROM cargo", timeout=5) or 0)
-            streamed = int(value(source, "SELECT (SELECT count(*) FROM cargo_prediction)"
-                                         " + (SELECT count(*) FROM cargo_prediction_error)", timeout=5) or 0)
+            streamed = int(value(source, OUTCOMES, timeout=5) or 0)
             oldest = float(value(source, "SELECT coalesce(extract(epoch FROM localtimestamp - min(c.timestamp)), 0)"
                                          " FROM cargo c WHERE NOT EXISTS (SELECT 1 FROM cargo_prediction p WHERE p.id = c.id)"
                                          " AND NOT EXISTS (SELECT 1 FROM cargo_prediction_error e WHERE e.id = c.id)",
                                  timeout=5) or 0)
-            consumed = int(value(sink, "SELECT (SELECT count(*) FROM cargo_prediction)"
-                                       " + (SELECT count(*) FROM cargo_prediction_error)", timeout=5) or 0)
+            consumed = int(value(sink, OUTCOMES, timeout=5) or 0)
         except (RuntimeError, ValueError):
             return  # the server is restarting
         max_lag["stream_rows"] = max(max_lag["stream_rows"], written - streamed)
@@ -220,8 +222,8 @@ def main() -> int:
             next_sample = now + 5
         if stopping:
             written = int(value(source, "SELECT count(*) FROM cargo"))
-            streamed = int(value(source, "SELECT (SELECT count(*) FROM cargo_prediction) + (SELECT count(*) FROM cargo_prediction_error)"))
-            consumed = int(value(sink, "SELECT (SELECT count(*) FROM cargo_prediction) + (SELECT count(*) FROM cargo_prediction_error)"))
+            streamed = int(value(source, OUTCOMES))
+            consumed = int(value(sink, OUTCOMES))
             if streamed >= written and consumed >= written:
                 break
             if now > duration + args.catch_up_s:

@@ -253,18 +253,32 @@ fn fuzz_drift_reference_samples() {
     );
 }
 
-/// A saved small-CNN package with a reference sample: its folder, metadata text and the
-/// weights object's name and bytes.
+/// A saved small-CNN package with a reference sample in `<dir>/p`: its folder and URI, its
+/// metadata and the weights object's name and bytes.
 struct SavedPackage {
     dir: tempfile::TempDir,
+    folder: std::path::PathBuf,
+    uri: String,
     metadata: serde_json::Value,
     weights_object: String,
     weights: Vec<u8>,
 }
 
+impl SavedPackage {
+    /// Replaces the package's `metadata.json`.
+    fn write_metadata(&self, metadata: &serde_json::Value) {
+        std::fs::write(
+            self.folder.join("metadata.json"),
+            serde_json::to_vec(metadata).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
 fn saved_package() -> SavedPackage {
     let dir = tempfile::tempdir().unwrap();
-    let uri = dir.path().join("p").display().to_string();
+    let folder = dir.path().join("p");
+    let uri = folder.display().to_string();
     let predictor = common::small_cnn_predictor(9);
     let paths: Vec<_> = std::fs::read_dir(common::demo_data().join("monday/brick"))
         .unwrap()
@@ -275,12 +289,13 @@ fn saved_package() -> SavedPackage {
     package.reference = Some(common::reference_of(&predictor, &paths));
     package.save(&uri).unwrap();
     let metadata: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("p/metadata.json")).unwrap())
-            .unwrap();
+        serde_json::from_slice(&std::fs::read(folder.join("metadata.json")).unwrap()).unwrap();
     let weights_object = metadata["weights"]["object"].as_str().unwrap().to_string();
-    let weights = std::fs::read(dir.path().join("p").join(&weights_object)).unwrap();
+    let weights = std::fs::read(folder.join(&weights_object)).unwrap();
     SavedPackage {
         dir,
+        folder,
+        uri,
         metadata,
         weights_object,
         weights,
@@ -359,8 +374,7 @@ fn weights_variants(weights: &[u8]) -> Vec<Vec<u8>> {
 #[test]
 fn fuzz_package_metadata() {
     let saved = saved_package();
-    let uri = saved.dir.path().join("p").display().to_string();
-    let metadata_path = saved.dir.path().join("p/metadata.json");
+    let metadata_path = saved.folder.join("metadata.json");
     let seeds = metadata_variants(&saved.metadata);
     let tokens: &[&[u8]] = &[
         b"\"small_cnn\"",
@@ -378,15 +392,13 @@ fn fuzz_package_metadata() {
     ];
     fuzz("package_metadata", seeds, tokens, |bytes| {
         std::fs::write(&metadata_path, bytes).unwrap();
-        load(&uri)
+        load(&saved.uri)
     });
 }
 
 #[test]
 fn fuzz_package_weights() {
     let saved = saved_package();
-    let uri = saved.dir.path().join("p").display().to_string();
-    let folder = saved.dir.path().join("p");
     let seeds = weights_variants(&saved.weights);
     let tokens: &[&[u8]] = &[
         b"\"dtype\"",
@@ -404,13 +416,9 @@ fn fuzz_package_weights() {
         let mut metadata = saved.metadata.clone();
         metadata["weights"]["sha256"] = mlops_core::seed::sha256_hex(bytes).into();
         metadata["weights"]["bytes"] = bytes.len().into();
-        std::fs::write(folder.join(&saved.weights_object), bytes).unwrap();
-        std::fs::write(
-            folder.join("metadata.json"),
-            serde_json::to_vec(&metadata).unwrap(),
-        )
-        .unwrap();
-        load(&uri)
+        std::fs::write(saved.folder.join(&saved.weights_object), bytes).unwrap();
+        saved.write_metadata(&metadata);
+        load(&saved.uri)
     });
 }
 
@@ -422,26 +430,21 @@ fn a_package_reads_nothing_outside_its_prefix() {
     let neighbour = saved.dir.path().join("q");
     std::fs::create_dir_all(&neighbour).unwrap();
     std::fs::write(neighbour.join(&saved.weights_object), &saved.weights).unwrap();
-    let uri = saved.dir.path().join("p").display().to_string();
+    // Move the weights out of the package, leaving only the neighbour's copy to reach.
+    std::fs::remove_file(saved.folder.join(&saved.weights_object)).unwrap();
     for object in [
         format!("../q/{}", saved.weights_object),
         format!("{}/q/{}", saved.dir.path().display(), saved.weights_object),
         format!("./../q/{}", saved.weights_object),
     ] {
-        // Move the weights out of the package, leaving only the neighbour's copy to reach.
-        let inside = saved.dir.path().join("p").join(&saved.weights_object);
-        let _ = std::fs::remove_file(&inside);
         let mut metadata = saved.metadata.clone();
         metadata["weights"]["object"] = object.clone().into();
-        std::fs::write(
-            saved.dir.path().join("p/metadata.json"),
-            serde_json::to_vec(&metadata).unwrap(),
-        )
-        .unwrap();
-        let Err(e) = mlops_core::predict::Predictor::load(&uri, mlops_core::ComputeBackend::Flex)
+        saved.write_metadata(&metadata);
+        let Err(e) =
+            mlops_core::predict::Predictor::load(&saved.uri, mlops_core::ComputeBackend::Flex)
         else {
             panic!("{object}: loaded weights from outside the package");
         };
-        assert!(e.to_string().contains(&uri), "{object}: {e}");
+        assert!(e.to_string().contains(&saved.uri), "{object}: {e}");
     }
 }

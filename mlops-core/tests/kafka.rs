@@ -14,13 +14,9 @@ use mlops_core::kafka::{
     ConsumeConfig, PublishConfig, consume_topic, ensure_topic, message, publish_rows,
 };
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 
 fn brokers() -> String {
-    std::env::var("MLOPS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (scripts/with-services.sh starts tansu)")
-    })
+    common::kafka_brokers()
 }
 
 /// A database with `n` rows of the monday manifest in `cargo`.
@@ -51,30 +47,6 @@ fn publish(url: &str, topic: &str) -> u64 {
         .rows
 }
 
-/// Every message of `topic` (waits until `n` arrived, up to 60 s).
-fn read_all(topic: &str, n: usize) -> Vec<(i32, Vec<u8>, Option<Vec<u8>>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", format!("reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    while out.len() < n && std::time::Instant::now() < until {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            out.push((
-                m.partition(),
-                m.payload().unwrap().to_vec(),
-                m.key().map(<[u8]>::to_vec),
-            ));
-        }
-    }
-    out
-}
-
 #[test]
 fn published_rows_are_connect_json_keyed_by_id_and_not_repeated() {
     let url = loaded_db("kafka_publish", 200);
@@ -85,7 +57,11 @@ fn published_rows_are_connect_json_keyed_by_id_and_not_repeated() {
     // The position was saved: a second run publishes nothing.
     assert_eq!(publish(&url, topic), 0);
 
-    let messages = read_all(topic, 200);
+    let mut messages = Vec::new();
+    common::read_topic(topic, |partition, payload, key| {
+        messages.push((partition, payload.to_vec(), key.map(<[u8]>::to_vec)));
+        messages.len() == 200
+    });
     assert_eq!(messages.len(), 200);
     let mut ids: Vec<i32> = Vec::new();
     let mut partitions = std::collections::BTreeSet::new();

@@ -17,9 +17,6 @@ use mlops_core::Control;
 use mlops_core::dataset::Manifest;
 use mlops_core::db::{StreamConfig, bulk_load, connect, create_table, stream_predictions};
 use mlops_core::kafka::{PublishConfig, ensure_topic, message, publish_rows};
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 
 const ROWS: usize = 3000;
 
@@ -33,24 +30,15 @@ fn counting(done: &Arc<AtomicU64>, pace: Duration) -> Control {
     })
 }
 
-/// How often each id appears in `topic` (reads until every id of 1..=n is there, up to 60 s).
-fn topic_ids(brokers: &str, topic: &str, n: usize) -> BTreeMap<i32, usize> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+/// How often each id appears in `topic` (reads until `n` distinct ids arrived, up to 60 s).
+fn topic_ids(topic: &str, n: usize) -> BTreeMap<i32, usize> {
     let mut seen = BTreeMap::new();
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    while seen.len() < n && std::time::Instant::now() < until {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            let row = message::decode(m.payload().unwrap()).unwrap();
-            *seen.entry(row.id).or_insert(0) += 1;
-        }
-    }
+    common::read_topic(topic, |_, payload, _| {
+        *seen
+            .entry(message::decode(payload).unwrap().id)
+            .or_insert(0) += 1;
+        seen.len() == n
+    });
     seen
 }
 
@@ -60,9 +48,7 @@ fn the_stream_and_the_publisher_resume_after_a_database_restart() {
     let restart = std::env::var("MLOPS_TEST_PG_RESTART").unwrap_or_else(|_| {
         panic!("MLOPS_TEST_PG_RESTART is not set: run the tests through `make test` (scripts/with-services.sh)")
     });
-    let brokers = std::env::var("MLOPS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
-        panic!("MLOPS_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (scripts/with-services.sh starts tansu)")
-    });
+    let brokers = common::kafka_brokers();
     let url = fresh_db("stream_restart");
     let data = demo_data();
     let m = Manifest::read(&data.join("monday.jsonl")).unwrap();
@@ -161,7 +147,7 @@ fn the_stream_and_the_publisher_resume_after_a_database_restart() {
         publish_stats.reconnects >= 1,
         "the restart missed the publisher: {publish_stats:?}"
     );
-    let ids = topic_ids(&brokers, topic, ROWS);
+    let ids = topic_ids(topic, ROWS);
     assert_eq!(ids.len(), ROWS, "ids missing from the topic");
     assert_eq!(ids.keys().next(), Some(&1));
     assert_eq!(ids.keys().last(), Some(&(ROWS as i32)));

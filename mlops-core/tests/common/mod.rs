@@ -247,3 +247,39 @@ pub fn wait_until(what: &str, limit: std::time::Duration, mut done: impl FnMut()
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// The test broker's address, or a panic saying how to start it.
+#[cfg(feature = "kafka")]
+pub fn kafka_brokers() -> String {
+    std::env::var("MLOPS_TEST_KAFKA_BROKERS").unwrap_or_else(|_| {
+        panic!("MLOPS_TEST_KAFKA_BROKERS is not set: run the tests through `make test` (scripts/with-services.sh starts tansu)")
+    })
+}
+
+/// Reads `topic` from the start in a group of its own, handing each message's partition,
+/// payload and key to `enough` until it answers true; fails after 60 s.
+#[cfg(feature = "kafka")]
+pub fn read_topic(topic: &str, mut enough: impl FnMut(i32, &[u8], Option<&[u8]>) -> bool) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka_brokers())
+        .set("group.id", format!("reader-{topic}"))
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "6000")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < until,
+            "waited 60 s for the messages of {topic}"
+        );
+        if let Some(Ok(m)) = consumer.poll(std::time::Duration::from_millis(200))
+            && enough(m.partition(), m.payload().unwrap_or_default(), m.key())
+        {
+            return;
+        }
+    }
+}

@@ -81,24 +81,24 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
     files.iter().map(|f| std::fs::read(f).unwrap()).collect()
 }
 
-/// The process's peak resident set in MiB (since the last [`reset_peak_rss`]).
-pub fn peak_rss_mib() -> f64 {
+/// A `kB` field of `/proc/self/status` in MiB (0 where unreadable).
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The process's peak resident set in MiB (since the last [`reset_peak_rss`]).
+pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM")
+}
+
 /// The process's resident set now, MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    status_mib("VmRSS")
 }
 
 /// Starts a new peak-RSS measurement (Linux `clear_refs` 5).
@@ -284,16 +284,14 @@ pub fn fuzz(
             }
         };
         report.cases += 1;
-        let verdict = catch_unwind(AssertUnwindSafe(|| check(&input)));
-        recent.push(input.clone());
-        match verdict {
+        match catch_unwind(AssertUnwindSafe(|| check(&input))) {
             Ok(Verdict::Accepted) => {
                 report.accepted += 1;
                 // The pool is kept small (4096 inputs, 32 MiB) so that the fuzzer's own memory
                 // does not hide the target's.
                 if pool.len() < 4096 && pool_bytes + input.len() <= 32 << 20 {
                     pool_bytes += input.len();
-                    pool.push(input);
+                    pool.push(input.clone());
                 }
             }
             Ok(Verdict::Refused) => {}
@@ -304,6 +302,7 @@ pub fn fuzz(
                 }
             }
         }
+        recent.push(input);
         if recent.len() == CHECK_EVERY {
             peak = peak.max(memory_check(
                 &mut recent,
