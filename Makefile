@@ -8,16 +8,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: features-check experiment bench-drift-monitor fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
-## Every test suite: Rust unit, integration and doc tests, then the Python package's tests.
-## The services the tests talk to (an S3-API server) run only while the tests do.
-test: rust-test py-test
+## Every test suite: Rust unit, integration and doc tests (the inference parity tests once
+## more on the portable kernels), every advertised feature set of mlops-core compiled on its
+## own, then the Python package's tests. The services the tests talk to (PostgreSQL, an
+## S3-API server, a Kafka-protocol broker, MLflow) run only while the tests do.
+test: rust-test features-check py-test
 
 rust-test: venv demo-data
 	scripts/with-services.sh $(CARGO) test $(PROFILE) --workspace
+	MLOPS_SIMD=portable $(CARGO) test $(PROFILE) --workspace --test infer
+
+## mlops-core alone with each feature set the README advertises: none, `train`, the defaults,
+## the defaults + `kafka` (cargo check in the release profile, so the build scripts and proc
+## macros of the test build are reused: about 2 minutes after it on 2 cores).
+features-check: build-tools
+	$(CARGO) check $(PROFILE) --quiet -p mlops-core --no-default-features
+	$(CARGO) check $(PROFILE) --quiet -p mlops-core --no-default-features --features train
+	$(CARGO) check $(PROFILE) --quiet -p mlops-core
+	$(CARGO) check $(PROFILE) --quiet -p mlops-core --features kafka
 
 ## The abi3 wheel is built once, checked in a fresh venv (only numpy beside it), then installed
 ## into .venv for the test suite.
@@ -59,9 +71,14 @@ build-tools:
 wheels:
 	scripts/fetch-wheels.sh
 
-## The demo pipeline on real photos (today: the data-preparation stage).
+## The demo pipeline on real photos, every stage (a small replay experiment; the full ones are
+## `make experiment`).
 demo: venv demo-data
 	scripts/demo.sh
+
+## The full replay experiments of docs/experiment.md (about 10 minutes after the build).
+experiment: venv demo-data
+	scripts/experiment.sh
 
 demo-data: wheels build-tools
 	$(CARGO) run $(PROFILE) --quiet --example demo_data -- --wheels .cache/wheels --out data
@@ -114,6 +131,14 @@ bench-drift: py-test bench-torch-venv wheels build-tools
 	  --sizes 20,100 --output peers-quiet.json
 	$(PY) benches/drift_speed.py > target/drift-eval/speed.md
 	cat target/drift-eval/report.md target/drift-eval/speed.md
+
+## False alarms of the stream's drift monitor at its shipped defaults, on held-out rows the
+## model never saw (references of 50, 200 and 1000 rows; shuffled and class-ordered arrival;
+## 10,000 rows each): the table in docs/drift.md. About 2 minutes.
+bench-drift-monitor: wheels build-tools
+	$(CARGO) run $(PROFILE) --quiet --example demo_data -- --wheels .cache/wheels --out target/drift-monitor-data \
+	  --train-per-class 160 --test-per-class 400
+	$(CARGO) run $(PROFILE) --quiet --example drift_monitor_eval -- --data target/drift-monitor-data --rows 10000
 
 bench-stream: demo-data
 	$(CARGO) build $(PROFILE) --example generate --example stream

@@ -12,6 +12,10 @@
 //! # or watch a stream: adapt when its drift alarm fired and 200 labelled rows arrived
 //! cargo run --release --example adapt -- watch --url postgresql://... --registry target/registry \
 //!     --data-root data --old-root data/monday --old data/monday_train.jsonl
+//! # a challenger made elsewhere (`run --no-promote` prints its held-out rows): both models
+//! # are scored again on those rows before the pointer moves
+//! cargo run --release --example adapt -- promote --registry target/registry \
+//!     --package s3://shared/models/abc --held-out held_out.json
 //! # the champion, its history and every decision
 //! cargo run --release --example adapt -- show --registry target/registry
 //! ```
@@ -28,7 +32,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
-use mlops_core::adapt::{AdaptConfig, AdaptData, PromotionPolicy, Registry, adapt, promote};
+use mlops_core::adapt::{
+    AdaptConfig, AdaptData, HeldOut, PromotionPolicy, Registry, adapt, promote, promote_rescored,
+};
 use mlops_core::db::{AdaptLoopConfig, run_adaptation_loop};
 use mlops_core::{Budget, ImageSet, Manifest, ModelPackage, TrainConfig};
 use mlops_examples::BoxError;
@@ -63,11 +69,29 @@ enum Command {
         /// The new labelled rows (JSON lines or CSV).
         #[arg(long)]
         new: PathBuf,
-        /// Save the challenger but do not promote it.
+        /// Save the challenger but do not promote it (prints its lineage and held-out rows,
+        /// what `promote --held-out` reads).
         #[arg(long)]
         no_promote: bool,
         #[command(flatten)]
         settings: Settings,
+    },
+    /// Promote a challenger saved earlier or elsewhere, after scoring it and the champion
+    /// again on the held-out rows its lineage names.
+    Promote {
+        /// Registry.
+        #[arg(long)]
+        registry: String,
+        /// The challenger's package.
+        #[arg(long)]
+        package: String,
+        /// The held-out rows (JSON: `old_root`, `old`, `new_root`, `new`, as `run
+        /// --no-promote` prints them under `held_out`).
+        #[arg(long)]
+        held_out: PathBuf,
+        /// Accuracy on the old held-out rows the challenger may lose.
+        #[arg(long, default_value_t = 0.02)]
+        margin: f64,
     },
     /// Watch a stream's drift alarms and adapt, save and promote when they call for it.
     Watch {
@@ -92,9 +116,13 @@ enum Command {
         /// Milliseconds between looks.
         #[arg(long, default_value_t = 2000)]
         poll_ms: u64,
-        /// Stop after this many decided attempts.
+        /// Stop after this many finished attempts (decided or failed).
         #[arg(long)]
         max_attempts: Option<u64>,
+        /// Looks in a row that may fail (database or store outage, the champion's package
+        /// unreadable) before giving up with the error.
+        #[arg(long, default_value_t = 30)]
+        max_failed_looks: u32,
         #[command(flatten)]
         settings: Settings,
     },
@@ -214,7 +242,8 @@ fn run(cli: Cli) -> Result<(), BoxError> {
                 }),
             };
             let adaptation = adapt(&parent, &data, &config, &control)?
-                .with_source(format!("manifest {}", new.display()));
+                .with_source(format!("manifest {}", new.display()))
+                .with_parent_generation(champion.generation);
             for s in &adaptation.skipped {
                 eprintln!("skipped {}: {}", s.image_path, s.reason);
             }
@@ -222,11 +251,34 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             adaptation.package.save(&uri)?;
             eprintln!("challenger saved at {uri} ({:.1} s)", adaptation.seconds);
             if no_promote {
-                println!("{}", serde_json::to_string_pretty(&adaptation.lineage)?);
+                let shown = serde_json::json!({
+                    "package": uri,
+                    "lineage": adaptation.lineage,
+                    "held_out": adaptation.held_out,
+                });
+                println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
                 let decision = promote(&registry, &uri, &settings.policy())?;
                 println!("{}", serde_json::to_string_pretty(&decision)?);
             }
+        }
+        Command::Promote {
+            registry,
+            package,
+            held_out,
+            margin,
+        } => {
+            let text = std::fs::read_to_string(&held_out)
+                .map_err(|e| format!("{}: {e}", held_out.display()))?;
+            let value: serde_json::Value = serde_json::from_str(&text)?;
+            let rows: HeldOut =
+                serde_json::from_value(value.get("held_out").unwrap_or(&value).clone())?;
+            let policy = PromotionPolicy {
+                margin,
+                ..PromotionPolicy::default()
+            };
+            let decision = promote_rescored(&Registry::new(registry), &package, &policy, &rows)?;
+            println!("{}", serde_json::to_string_pretty(&decision)?);
         }
         Command::Watch {
             url,
@@ -237,6 +289,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             min_rows,
             poll_ms,
             max_attempts,
+            max_failed_looks,
             settings,
         } => {
             let mut config = AdaptLoopConfig::new(
@@ -254,6 +307,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             config.policy = settings.policy();
             config.poll_interval = Duration::from_millis(poll_ms);
             config.max_attempts = max_attempts;
+            config.max_failed_looks = max_failed_looks;
             let stats = run_adaptation_loop(&config, &control)?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
         }

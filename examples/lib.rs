@@ -8,7 +8,8 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mlops_core::corrupt::FolderReport;
-use mlops_core::{Control, Detail, Progress};
+use mlops_core::train::EpochMetrics;
+use mlops_core::{Control, Progress};
 
 /// Boxed error of the example programs.
 pub type BoxError = Box<dyn std::error::Error>;
@@ -41,7 +42,7 @@ pub fn bars(show: bool) -> Control {
             bar.set_length(total);
         }
         bar.set_position(p.done);
-        if let Some(Detail::Epoch(m)) = p.detail {
+        if let Some(m) = p.detail::<EpochMetrics>() {
             bar.set_message(format!("test acc {:.3}", m.test_accuracy));
         }
         if p.total.is_some_and(|t| p.done >= t) {
@@ -141,12 +142,13 @@ pub fn find_wheel(
     .into())
 }
 
-/// The exit code of a program whose work returned `result`: 0, or 2 after printing the error.
-pub fn exit_code<E: std::fmt::Display>(result: Result<(), E>) -> std::process::ExitCode {
+/// The exit code of a program whose work returned `result`: 0, or 2 after printing the error
+/// with its causes ([`mlops_core::error::report`]).
+pub fn exit_code(result: Result<(), BoxError>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", mlops_core::error::report(e.as_ref()));
             std::process::ExitCode::from(2)
         }
     }

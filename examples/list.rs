@@ -112,5 +112,5 @@ fn run(args: &Args) -> Result<(), mlops_core::Error> {
 }
 
 fn main() -> ExitCode {
-    mlops_examples::exit_code(run(&Args::parse()))
+    mlops_examples::exit_code(run(&Args::parse()).map_err(Into::into))
 }

@@ -89,6 +89,10 @@ struct Args {
     /// Hot swap: milliseconds between looks at the champion pointer.
     #[arg(long, default_value_t = 1000)]
     champion_ms: u64,
+    /// Hot swap: serve `--package` when the champion cannot be loaded at start (its package
+    /// missing, the store down) instead of refusing to start.
+    #[arg(long)]
+    champion_fallback: bool,
 }
 
 /// The monitor the options ask for (`None` when off).
@@ -124,6 +128,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         champion: args.champion.as_ref().map(|uri| ChampionWatch {
             registry: Registry::new(uri.as_str()),
             interval: Duration::from_millis(args.champion_ms),
+            fall_back_to_own_model: args.champion_fallback,
         }),
         ..StreamConfig::default()
     };
@@ -145,7 +150,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let last_report = std::sync::Mutex::new(Instant::now());
     let control = mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
         let mut last = last_report.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(mlops_core::Detail::Stream(s)) = p.detail
+        if let Some(s) = p.detail::<mlops_core::db::StreamStats>()
             && last.elapsed() >= Duration::from_secs(5)
         {
             *last = Instant::now();

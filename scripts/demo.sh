@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo pipeline on the real-photo demo data (built by `make demo-data`).
 # It runs each stage as a user would from the command line: data preparation, training,
-# model packages, prediction, the replay-strategy experiment, and streaming (PostgreSQL and a
-# Kafka-protocol broker are started for that step by scripts/with-services.sh).
+# model packages, prediction, a small replay-strategy experiment (the full ones:
+# scripts/experiment.sh, `make experiment`), streaming (PostgreSQL and a Kafka-protocol broker
+# are started for that step by scripts/with-services.sh) and the closed loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run() { echo "+ $*" >&2; "$@"; }
@@ -34,12 +35,10 @@ echo "== 5. load the package and predict: monday's test set, then tuesday's (the
 example predict -- --model "$out/models/monday" --root data/monday --manifest data/monday_test.jsonl >/dev/null
 example predict -- --model "$out/models/monday" --root data/tuesday --manifest data/tuesday_test.jsonl >/dev/null
 
-echo "== 6. the shift experiment: replay strategies x budgets x 5 seeds on tuesday, linear head;"
-echo "      then partial fine-tuning (head convolution + BatchNorm) at the original's budget"
-example shift_experiment -- --data data --out "$out/experiment/linear_head" --feature-cache target/feature-cache
-example shift_experiment -- --data data --out "$out/experiment/tail1" --feature-cache target/feature-cache \
-  --mode partial_fine_tune --tail-blocks 1 --strategies none,random,uncertainty,all --budgets 220 \
-  --seeds 2022,2023,2024
+echo "== 6. the shift experiment, small: four replay strategies at the original's budget (220) and"
+echo "      none, 3 seeds, linear head (the full runs: make experiment)"
+example shift_experiment -- --data data --out "$out/experiment/linear_head" --feature-cache target/feature-cache \
+  --strategies none,random,k_center,uncertainty --budgets 0,220 --seeds 2022,2023,2024
 
 echo "== 7. the live half: generator, exactly-once stream, Kafka with two consumers"
 cargo build --release --quiet --example generate --example stream --example kafka --example adapt

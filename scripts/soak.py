@@ -8,8 +8,9 @@ Run by scripts/soak.sh inside scripts/with-services.sh (PostgreSQL and a Kafka-p
   - consumer-a/b: `kafka consume` in one group into a second database.
 Faults, at seeded random moments of the run: one PostgreSQL restart and one SIGKILL of each
 process. At the end the writer stops, the sinks must catch up, and then:
-  - every id of `cargo` has exactly one outcome (prediction or error) in each sink, and no sink
-    holds an id `cargo` lacks;
+  - every id of `cargo` has an outcome (prediction or error) in each sink, no id has both, and no
+    sink holds an id `cargo` lacks (an id cannot have two predictions or two errors: both tables
+    are keyed by it, so counting duplicates there would prove nothing, and this script does not);
   - per process role: RSS after warm-up and at the end (memory flat), restarts;
   - the largest lag seen (rows behind, and seconds for the stream's oldest unpredicted row).
 Writes target/soak/report.json and prints a summary.
@@ -259,7 +260,6 @@ def main() -> int:
         return {
             "outcomes": len(ids),
             "lost": len(want - set(seen)),
-            "duplicated": sum(1 for c in seen.values() if c > 1),
             "unknown": len(set(seen) - want),
         }
 
@@ -281,7 +281,7 @@ def main() -> int:
     }
     (OUT / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-    ok = all(report[s]["lost"] == 0 and report[s]["duplicated"] == 0 and report[s]["unknown"] == 0
+    ok = all(report[s]["lost"] == 0 and report[s]["unknown"] == 0
              and report[s]["ids_in_both_tables"] == 0 for s in ("stream", "kafka"))
     print("soak:", "PASS" if ok else "FAIL", f"(report: {OUT / 'report.json'})")
     return 0 if ok else 1

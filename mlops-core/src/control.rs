@@ -20,15 +20,43 @@
 //! control.report(Progress::items("files", 1, Some(2)));
 //! assert_eq!(seen.lock().unwrap()[0], ("files", 1, Some(2)));
 //! assert!(!control.is_cancelled());
+//!
+//! // A stage reports what a step produced in a type of its own; callers read it back.
+//! #[derive(Debug, serde::Serialize)]
+//! struct Batch { rows: u64 }
+//! let typed = Control::new().with_progress(|p: &Progress<'_>| {
+//!     assert_eq!(p.detail::<Batch>().map(|b| b.rows), Some(64));
+//!     assert_eq!(p.detail.map(|d| d.to_json()["rows"].clone()), Some(64.into()));
+//! });
+//! typed.report(Progress::items("stream", 64, None).with_detail(&Batch { rows: 64 }));
 //! control.cancel();
 //! assert!(control.check("corruption").is_err());
 //! ```
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::Serialize;
+
 use crate::error::{Error, Result};
+
+/// What a step produced, in the producing stage's own type: a training epoch's metrics, an
+/// experiment run, a stream's totals. The control layer knows none of these types; a caller
+/// reads the value back as the type it expects ([`Progress::detail`]) or as JSON
+/// ([`StepDetail::to_json`], what Python callbacks receive). Every `Serialize + Debug` type
+/// is one.
+pub trait StepDetail: Any + fmt::Debug + Send + Sync {
+    /// The value as JSON (`null` if it cannot be written).
+    fn to_json(&self) -> serde_json::Value;
+}
+
+impl<T: Serialize + Any + fmt::Debug + Send + Sync> StepDetail for T {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
 
 /// A step of a long operation.
 #[derive(Debug, Clone, Copy)]
@@ -41,8 +69,8 @@ pub struct Progress<'a> {
     pub done: u64,
     /// Items in the stage, when known (`None` for open-ended jobs such as a stream).
     pub total: Option<u64>,
-    /// What the step produced, for stages that produce something.
-    pub detail: Option<Detail<'a>>,
+    /// What the step produced, for stages that produce something (see [`Progress::detail`]).
+    pub detail: Option<&'a (dyn StepDetail + 'static)>,
 }
 
 impl<'a> Progress<'a> {
@@ -57,53 +85,16 @@ impl<'a> Progress<'a> {
     }
 
     /// The same step with `detail`.
-    pub fn with_detail(mut self, detail: Detail<'a>) -> Self {
+    pub fn with_detail(mut self, detail: &'a (dyn StepDetail + 'static)) -> Self {
         self.detail = Some(detail);
         self
     }
-}
 
-/// What a step produced.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub enum Detail<'a> {
-    /// A training epoch's metrics.
-    #[cfg(feature = "train")]
-    Epoch(&'a crate::train::EpochMetrics),
-    /// One run (shift, strategy, budget, seed) of the shift experiment.
-    #[cfg(feature = "train")]
-    Run(&'a crate::experiment::StrategyRun),
-    /// The stream's totals after a committed batch.
-    #[cfg(feature = "postgres")]
-    Stream(&'a crate::db::StreamStats),
-    /// The Kafka publisher's totals after a delivered batch.
-    #[cfg(feature = "kafka")]
-    Publish(&'a crate::kafka::PublishStats),
-    /// A Kafka consumer's totals after a committed batch.
-    #[cfg(feature = "kafka")]
-    Consume(&'a crate::kafka::ConsumeStats),
-    /// Never built; keeps the lifetime used in every feature combination.
-    #[doc(hidden)]
-    _Unused(std::marker::PhantomData<&'a ()>),
-}
-
-impl Detail<'_> {
-    /// The detail as JSON (what Python callbacks receive).
-    pub fn to_json(&self) -> serde_json::Value {
-        let value: serde_json::Result<serde_json::Value> = match self {
-            #[cfg(feature = "train")]
-            Detail::Epoch(m) => serde_json::to_value(m),
-            #[cfg(feature = "train")]
-            Detail::Run(r) => serde_json::to_value(r),
-            #[cfg(feature = "postgres")]
-            Detail::Stream(s) => serde_json::to_value(s),
-            #[cfg(feature = "kafka")]
-            Detail::Publish(s) => serde_json::to_value(s),
-            #[cfg(feature = "kafka")]
-            Detail::Consume(s) => serde_json::to_value(s),
-            Detail::_Unused(_) => Ok(serde_json::Value::Null),
-        };
-        value.unwrap_or(serde_json::Value::Null)
+    /// The step's detail if it is a `T` (e.g. `train::EpochMetrics` for `epochs`,
+    /// `db::StreamStats` for `stream`).
+    pub fn detail<T: Any>(&self) -> Option<&'a T> {
+        let detail: &'a (dyn Any + 'static) = self.detail?;
+        detail.downcast_ref()
     }
 }
 

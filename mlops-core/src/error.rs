@@ -1,4 +1,10 @@
 //! The crate's single error type. Every variant names what failed and where.
+//!
+//! Where another library's error caused a failure (object_store, postgres, serde_json, the
+//! Kafka client), it is kept as the [`source`](std::error::Error::source), so a caller can
+//! match it (`downcast_ref`), and the variant's own message says what was being done without
+//! repeating the source's text. [`Error::report`] (and [`report`] for any error) gives the
+//! message with its causes, each once: what the examples print and Python raises.
 
 use std::io;
 use std::path::PathBuf;
@@ -94,31 +100,37 @@ pub enum Error {
     Package {
         /// The package URI.
         uri: String,
-        /// What went wrong.
+        /// What went wrong, or what was being done when `source` failed.
         reason: String,
-        /// The object store's error, where one caused it.
+        /// The object store's error (`object_store::Error`), where one caused it.
         #[source]
         source: Option<Source>,
     },
+    /// JSON (a package's metadata, a registry pointer, a decision) could not be read or
+    /// written.
+    #[error("{what}: invalid JSON")]
+    Json {
+        /// What was being read or written, and where.
+        what: String,
+        /// The parser's error (line and column).
+        #[source]
+        source: serde_json::Error,
+    },
     /// A database operation failed.
-    #[error("database: {what}: {reason}")]
+    #[error("database: {what}")]
     Database {
         /// What was being done (passwords hidden).
         what: String,
-        /// The database's message with its causes (the driver's own `Display` says only
-        /// "db error").
-        reason: String,
-        /// The driver's error (`postgres::Error`; see [`Error::sqlstate`]), where one caused it.
+        /// The driver's error (`postgres::Error`; see [`Error::sqlstate`]): the server's
+        /// message, or the connection's failure.
         #[source]
-        source: Option<Source>,
+        source: Source,
     },
     /// A Kafka operation failed.
-    #[error("kafka: {what}: {reason}")]
+    #[error("kafka: {what}")]
     Kafka {
-        /// What was being done.
+        /// What was being done (and what went wrong, when no client error says it).
         what: String,
-        /// The client's message.
-        reason: String,
         /// The client's error (`rdkafka::error::KafkaError`), where one caused it.
         #[source]
         source: Option<Source>,
@@ -162,6 +174,10 @@ pub enum Error {
         /// The function called.
         operation: &'static str,
     },
+    /// A user-given relative path was refused, or its file could not be opened, under the one
+    /// path rule ([`crate::paths`]).
+    #[error(transparent)]
+    Path(#[from] crate::paths::PathRefused),
     /// A data set has no usable classes or images.
     #[error("{root}: {reason}")]
     EmptyDataset {
@@ -200,15 +216,18 @@ impl Error {
     #[cfg(feature = "postgres")]
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Error::Database {
-                source: Some(source),
-                ..
-            } => source
+            Error::Database { source, .. } => source
                 .downcast_ref::<postgres::Error>()
                 .and_then(postgres::Error::code)
                 .map(postgres::error::SqlState::code),
             _ => None,
         }
+    }
+
+    /// The message with its causes, each once (`what failed: why: deeper cause`); see
+    /// [`report`].
+    pub fn report(&self) -> String {
+        report(self)
     }
 
     /// An [`Error::InvalidParameter`].
@@ -217,5 +236,47 @@ impl Error {
             name,
             reason: reason.into(),
         }
+    }
+}
+
+/// `error`'s message followed by each cause's message, separated by `: `, leaving out a cause
+/// whose text the message already holds (many libraries, `postgres` among them, print their
+/// cause inside their own message too).
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let line = e.to_string();
+        if !line.is_empty() && !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        cause = e.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_names_every_cause_once() {
+        let json = serde_json::from_str::<u32>("[").unwrap_err();
+        let parse_message = json.to_string();
+        let e = Error::Json {
+            what: "decisions/x.json".into(),
+            source: json,
+        };
+        // The variant's own message does not repeat the source; the report adds it once.
+        assert_eq!(e.to_string(), "decisions/x.json: invalid JSON");
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(
+            e.report(),
+            format!("decisions/x.json: invalid JSON: {parse_message}")
+        );
+        // A source printed inside the message (`{path}: {source}`) is not printed again.
+        let io = Error::io("a.png", io::Error::new(io::ErrorKind::NotFound, "gone"));
+        assert_eq!(io.report(), "a.png: gone");
     }
 }

@@ -24,7 +24,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::control::{Control, Detail, Progress};
+use crate::control::{Control, Progress};
 use crate::dataset::{ClassMap, Manifest};
 use crate::error::{Error, Result};
 use crate::infer::FeatureExtractor;
@@ -513,7 +513,7 @@ pub fn run_shift_experiment(
                 };
                 control.report(
                     Progress::items("runs", runs.len() as u64 + 1, Some(total_runs))
-                        .with_detail(Detail::Run(&run)),
+                        .with_detail(&run),
                 );
                 runs.push(run);
             }

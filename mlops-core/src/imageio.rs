@@ -15,6 +15,11 @@ pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "gif", "bmp", "web
 /// before anything is allocated.
 pub const DEFAULT_MAX_ALLOC: u64 = 512 * 1024 * 1024;
 
+/// The decoders behind [`decode`] (and the resizer of the `image` crate), with their
+/// versions: part of feature-cache keys, since a new decoder can change a decoded pixel. A
+/// test checks these against Cargo.lock, so an upgrade cannot leave them stale.
+pub const DECODERS: &str = "image-0.25.10,zune-jpeg-0.5.15,png-0.18.1,gif-0.14.2,image-webp-0.2.4";
+
 /// JPEG quality used when writing, Pillow's default (the original saved with Pillow).
 pub const JPEG_QUALITY: u8 = 75;
 

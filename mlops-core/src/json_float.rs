@@ -19,6 +19,7 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
 }
 
 /// The same for a list of floats.
+#[cfg_attr(not(feature = "train"), allow(dead_code))]
 pub(crate) mod vec {
     use serde::ser::SerializeSeq;
     use serde::{Deserialize, Deserializer, Serializer};

@@ -28,6 +28,22 @@
 //! | the PostgreSQL generator and exactly-once streaming predictor | [`db`] | `postgres` |
 //! | Kafka publisher and consumer group | [`kafka`] | `kafka` |
 //!
+//! ## Layers
+//!
+//! Modules import in one direction, checked by a test (`tests/surface.rs`):
+//!
+//! 1. **leaves** know no stage: [`paths`], [`error`], `json_float`, `names`, [`seed`],
+//!    [`stats`], [`imageio`], `blocking`, [`control`] (a step's detail is the stage's own type,
+//!    see [`control::StepDetail`]);
+//! 2. **stages**, each knowing the leaves and the stages before it: [`corrupt`], [`dataset`],
+//!    [`select`](mod@select), [`drift`], [`backend`], [`vision`], [`model`], [`infer`],
+//!    [`train`](mod@train), [`artifact`] (a package's metadata, with the lineage and metrics
+//!    other stages write into it), [`predict`], [`embed`];
+//! 3. **pipelines** that combine stages: [`experiment`], [`report`], [`adapt`](mod@adapt);
+//! 4. **services** that run pipelines against PostgreSQL and Kafka: [`db`], [`kafka`].
+//!
+//! A type two stages share lives with the lower one.
+//!
 //! Features: `default-features = false` gives the always-on modules only (no Burn, object
 //! store, plotters, PostgreSQL or Kafka client in the build); the defaults are `train`, `s3`,
 //! `charts` and `postgres`; `kafka` (a C library built from source) is opt-in.
@@ -177,7 +193,6 @@ pub mod experiment;
 pub mod imageio;
 #[cfg(feature = "train")]
 pub mod infer;
-#[cfg(feature = "train")]
 mod json_float;
 #[cfg(feature = "kafka")]
 pub mod kafka;
@@ -197,7 +212,7 @@ pub mod train;
 #[cfg(feature = "train")]
 pub mod vision;
 
-pub use control::{Control, Detail, Progress};
+pub use control::{Control, Progress, StepDetail};
 pub use corrupt::{Corruption, CorruptionKind, FolderOptions, FolderReport, corrupt_folder};
 pub use dataset::{ClassMap, ListOptions, Listing, Manifest, Sample, list_dataset};
 pub use drift::{DriftDetector, DriftOptions, DriftResult};

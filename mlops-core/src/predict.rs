@@ -12,9 +12,10 @@ use crate::backend::ComputeBackend;
 use crate::dataset::ClassMap;
 use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
-use crate::imageio::{DEFAULT_MAX_ALLOC, read_image};
-use crate::infer::{FeatureEngine, FeatureExtractor};
+use crate::imageio::{DEFAULT_MAX_ALLOC, decode, read_image};
+use crate::infer::{FeatureEngine, FeatureExtractor, LinearHead};
 use crate::model::Classifier;
+use crate::paths::read_under;
 use crate::vision::Preprocess;
 
 /// One prediction.
@@ -52,73 +53,8 @@ pub struct Predictor {
     pub batch_size: usize,
 }
 
-/// A linear head's parameters as plain numbers: `logits = features * weight + bias`.
-#[derive(Debug, Clone)]
-pub(crate) struct LinearHead {
-    /// `[inputs, outputs]`, row-major (Burn's layout).
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    inputs: usize,
-    outputs: usize,
-}
-
-impl LinearHead {
-    pub(crate) fn new(linear: &burn::nn::Linear) -> Result<Self> {
-        let [inputs, outputs] = linear.weight.dims();
-        let values = |t: Tensor<1>| {
-            t.into_data()
-                .try_to_vec_as::<f32>()
-                .map_err(|e| Error::internal("head weights", e))
-        };
-        let weight = values(linear.weight.val().reshape([inputs * outputs]))?;
-        let bias = match &linear.bias {
-            Some(b) => values(b.val())?,
-            None => vec![0.0; outputs],
-        };
-        Ok(LinearHead {
-            weight,
-            bias,
-            inputs,
-            outputs,
-        })
-    }
-
-    /// Input width (the backbone's features).
-    pub(crate) fn inputs(&self) -> usize {
-        self.inputs
-    }
-
-    /// Softmax probabilities of one feature row.
-    pub(crate) fn probabilities(&self, features: &[f32]) -> Vec<f32> {
-        let mut logits = self.bias.clone();
-        for (&x, row) in features.iter().zip(self.weight.chunks_exact(self.outputs)) {
-            for (l, &w) in logits.iter_mut().zip(row) {
-                *l += x * w;
-            }
-        }
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0;
-        for l in &mut logits {
-            *l = (*l - max).exp();
-            sum += *l;
-        }
-        for l in &mut logits {
-            *l /= sum;
-        }
-        logits
-    }
-}
-
 /// A prediction and the backbone features it was computed from.
 pub type PredictionWithFeatures = (Prediction, Vec<f32>);
-
-/// Softmax probabilities of row-major feature rows.
-pub(crate) fn head_probabilities(head: &LinearHead, features: &[f32]) -> Vec<f32> {
-    features
-        .chunks_exact(head.inputs)
-        .flat_map(|row| head.probabilities(row))
-        .collect()
-}
 
 impl Predictor {
     /// A predictor for a model; the backbone runs on the fast inference path where it has one,
@@ -143,20 +79,24 @@ impl Predictor {
         let extractor = FeatureExtractor::with_engine(&model.backbone, &device, engine)?;
         let device_kept = device.clone();
         let head = LinearHead::new(&model.head)?;
-        if head.inputs != extractor.dim() {
+        if head.inputs() != extractor.dim() {
             return Err(Error::invalid(
                 "head",
                 format!(
                     "takes {} features, the backbone gives {}",
-                    head.inputs,
+                    head.inputs(),
                     extractor.dim()
                 ),
             ));
         }
-        if head.outputs != classes.len() {
+        if head.outputs() != classes.len() {
             return Err(Error::invalid(
                 "head",
-                format!("has {} outputs for {} classes", head.outputs, classes.len()),
+                format!(
+                    "has {} outputs for {} classes",
+                    head.outputs(),
+                    classes.len()
+                ),
             ));
         }
         Ok(Predictor {
@@ -316,7 +256,9 @@ impl Predictor {
         for part in paths.chunks(self.batch_size.max(1)) {
             let chw: Vec<Vec<f32>> = part
                 .par_iter()
-                .map(|p| self.load_chw(p.as_ref()))
+                .map(|p| {
+                    read_image(p.as_ref(), DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i))
+                })
                 .collect::<Result<_>>()?;
             let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
             let features = self
@@ -334,10 +276,6 @@ impl Predictor {
             .map(|i| self.preprocess.to_chw(i))
             .collect();
         self.predict_chw(&chw)
-    }
-
-    fn load_chw(&self, path: &Path) -> Result<Vec<f32>> {
-        read_image(path, DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i))
     }
 
     /// Predicts image files; each result is the prediction or the error for that file (a bad
@@ -361,12 +299,40 @@ impl Predictor {
         &self,
         paths: &[P],
     ) -> Result<Vec<Result<PredictionWithFeatures>>> {
-        let decode = |part: &[P]| -> Vec<Result<Vec<f32>>> {
-            part.par_iter().map(|p| self.load_chw(p.as_ref())).collect()
+        self.predict_loaded(paths, |p| read_image(p.as_ref(), DEFAULT_MAX_ALLOC))
+    }
+
+    /// Predicts the images at `relatives` under `root` by the one path rule
+    /// ([`crate::paths::open_under`]: nothing outside the root, and what is read is what was
+    /// checked), each with its features; a refused, missing or undecodable image is that
+    /// row's error ([`Error::Path`] for a refusal).
+    pub fn predict_under<S: AsRef<str> + Sync>(
+        &self,
+        root: &Path,
+        relatives: &[S],
+    ) -> Result<Vec<Result<PredictionWithFeatures>>> {
+        self.predict_loaded(relatives, |relative| {
+            let relative = relative.as_ref();
+            let bytes = read_under(root, relative)?;
+            decode(&root.join(relative), &bytes, DEFAULT_MAX_ALLOC)
+        })
+    }
+
+    /// Predicts `items`, each turned into an image by `load`, in chunks of
+    /// [`Predictor::batch_size`], the next chunk loaded while the current one is predicted.
+    fn predict_loaded<T: Sync>(
+        &self,
+        items: &[T],
+        load: impl Fn(&T) -> Result<DynamicImage> + Sync,
+    ) -> Result<Vec<Result<PredictionWithFeatures>>> {
+        let decode = |part: &[T]| -> Vec<Result<Vec<f32>>> {
+            part.par_iter()
+                .map(|item| load(item).map(|image| self.preprocess.to_chw(&image)))
+                .collect()
         };
         let width = self.extractor.dim();
-        let mut out = Vec::with_capacity(paths.len());
-        let mut chunks = paths.chunks(self.batch_size.max(1));
+        let mut out = Vec::with_capacity(items.len());
+        let mut chunks = items.chunks(self.batch_size.max(1));
         let mut current = chunks.next().map(decode);
         while let Some(loaded) = current {
             let (predicted, next) = rayon::join(

@@ -70,8 +70,11 @@ impl Preprocess {
     /// A short text that identifies this preprocessing in cache keys.
     pub fn key(&self) -> String {
         format!(
-            "size={};mean={:?};std={:?};resize=triangle",
-            self.size, self.mean, self.std
+            "size={};mean={:?};std={:?};resize=triangle;decoders={}",
+            self.size,
+            self.mean,
+            self.std,
+            crate::imageio::DECODERS
         )
     }
 }

@@ -12,7 +12,7 @@ use burn::prelude::*;
 use common::{demo_data, test_cache, wheel};
 use mlops_core::adapt::{
     AdaptConfig, AdaptData, DataHashes, Lineage, LineageRows, PromotionPolicy, Registry, Scores,
-    adapt, promote,
+    adapt, promote, promote_rescored,
 };
 use mlops_core::artifact::{ModelPackage, PackageInfo};
 use mlops_core::dataset::{ClassMap, Manifest, Sample};
@@ -39,9 +39,22 @@ fn scores(old: f64, new: f64) -> Scores {
 /// A small-CNN package (head drawn from `seed`) claiming to be adapted from `parent` with
 /// these scores, saved at `uri`; returns its version.
 fn challenger(uri: &str, seed: u64, parent: &str, before: Scores, after: Scores) -> String {
+    challenger_of(uri, seed, parent, None, before, after)
+}
+
+/// [`challenger`] adapted from the champion of `generation`.
+fn challenger_of(
+    uri: &str,
+    seed: u64,
+    parent: &str,
+    generation: Option<u64>,
+    before: Scores,
+    after: Scores,
+) -> String {
     let plain = common::small_cnn_package(seed);
     let lineage = Lineage {
         parent_version: parent.to_string(),
+        parent_generation: generation,
         strategy: Strategy::KCenterGreedy,
         budget: Budget::Count(10),
         seed,
@@ -109,14 +122,20 @@ fn pointer_is_compare_and_set(root: &str) {
         .unwrap_err();
     assert_eq!(lost, won);
     assert_eq!(registry.champion().unwrap(), Some(won.clone()));
-    // A package outside the registry is named by its full location.
+    // A package outside the registry is copied in, content-addressed: retraining the folder
+    // it came from later does not change what the pointer names.
     let third = registry
         .replace_champion(Some(&won), &format!("{root}-elsewhere/c"), "outside")
         .unwrap()
         .unwrap();
     assert_eq!(third.version, c);
+    assert_eq!(third.package, format!("models/{c}"));
+    let retrained = plain_package(&format!("{root}-elsewhere/c"), 4);
+    assert_ne!(retrained, c);
     let loaded = ModelPackage::load(&registry.package_uri(&third), &Device::flex()).unwrap();
     assert_eq!(loaded.metadata.version(), c);
+    // Packages inside the registry under another name are copied to their version's name.
+    assert_eq!(first.package, format!("models/{a}"));
     let history: Vec<u64> = registry
         .history()
         .unwrap()
@@ -136,6 +155,102 @@ fn the_champion_pointer_is_compare_and_set_on_every_store() {
     ));
     pointer_is_compare_and_set("memory://adapt-cas/registry");
     pointer_is_compare_and_set(&format!("{}/adapt-cas-{}", s3_base(), std::process::id()));
+}
+
+#[test]
+fn only_generation_files_are_champions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry");
+    let registry = Registry::new(root.display().to_string());
+    let a = plain_package(&registry.model_uri("a"), 1);
+    registry.init_champion(&registry.model_uri("a")).unwrap();
+    // Stray files under champion/: notes, a short name, an editor's backup.
+    std::fs::write(
+        root.join("champion/zz-notes.json"),
+        b"{\"not\": \"a champion\"}",
+    )
+    .unwrap();
+    std::fs::write(root.join("champion/9.json"), b"garbage").unwrap();
+    std::fs::write(root.join("champion/00000000000000000001.json~"), b"x").unwrap();
+    let champion = registry.champion().unwrap().unwrap();
+    assert_eq!(
+        (champion.generation, champion.version.as_str()),
+        (1, a.as_str())
+    );
+    assert_eq!(registry.history().unwrap().len(), 1);
+    // A generation file whose content names another generation is an error, not a champion.
+    let mut forged = champion.clone();
+    forged.generation = 7;
+    std::fs::write(
+        root.join("champion/00000000000000000002.json"),
+        serde_json::to_vec(&forged).unwrap(),
+    )
+    .unwrap();
+    let e = registry.champion().unwrap_err();
+    assert!(e.to_string().contains("generation 7"), "{e}");
+}
+
+/// Staleness is judged by generation: a challenger of generation 1 is stale once the pointer
+/// moved on, even when a later generation put the same model back.
+#[test]
+fn a_challenger_of_an_older_generation_is_stale_even_if_its_model_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry").display().to_string());
+    let a = plain_package(&registry.model_uri("a"), 1);
+    let b_uri = registry.model_uri("b");
+    plain_package(&b_uri, 2);
+    let g1 = registry.init_champion(&registry.model_uri("a")).unwrap();
+    let x_uri = registry.model_uri("x");
+    challenger_of(&x_uri, 3, &a, Some(1), scores(0.5, 0.5), scores(0.9, 0.9));
+    let g2 = registry
+        .replace_champion(Some(&g1), &b_uri, "b")
+        .unwrap()
+        .unwrap();
+    let g3 = registry
+        .replace_champion(Some(&g2), &registry.package_uri(&g1), "a again")
+        .unwrap()
+        .unwrap();
+    assert_eq!((g3.generation, g3.version.as_str()), (3, a.as_str()));
+    let decision = promote(&registry, &x_uri, &PromotionPolicy::default()).unwrap();
+    assert!(!decision.promoted, "{decision:?}");
+    assert!(
+        decision.reason.contains("generation 1"),
+        "{}",
+        decision.reason
+    );
+    assert_eq!(registry.champion().unwrap().unwrap(), g3);
+    // Of the current generation: judged and promoted.
+    let y_uri = registry.model_uri("y");
+    let y = challenger_of(&y_uri, 4, &a, Some(3), scores(0.5, 0.5), scores(0.9, 0.9));
+    assert!(
+        promote(&registry, &y_uri, &PromotionPolicy::default())
+            .unwrap()
+            .promoted
+    );
+    assert_eq!(registry.champion().unwrap().unwrap().version, y);
+}
+
+/// A promoter that moved the pointer and died before recording its decision: promoting again
+/// records it.
+#[test]
+fn already_the_champion_is_recorded_like_every_decision() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry").display().to_string());
+    let a = plain_package(&registry.model_uri("a"), 1);
+    let g1 = registry.init_champion(&registry.model_uri("a")).unwrap();
+    let x_uri = registry.model_uri("x");
+    let x = challenger(&x_uri, 2, &a, scores(0.5, 0.5), scores(0.9, 0.9));
+    registry
+        .replace_champion(Some(&g1), &x_uri, "moved, then the promoter died")
+        .unwrap()
+        .unwrap();
+    assert_eq!(registry.decision(&x).unwrap(), None);
+    let decision = promote(&registry, &x_uri, &PromotionPolicy::default()).unwrap();
+    assert!(
+        decision.promoted && decision.reason == "already the champion",
+        "{decision:?}"
+    );
+    assert_eq!(registry.decision(&x).unwrap(), Some(decision));
 }
 
 #[test]
@@ -400,8 +515,28 @@ fn adaptation_learns_tuesday_keeps_monday_and_is_reproducible() {
         .unwrap();
     let uri = registry.model_uri(a.package.metadata.version());
     a.package.save(&uri).unwrap();
-    let decision = promote(&registry, &uri, &PromotionPolicy::default()).unwrap();
-    assert!(decision.promoted, "{decision:?}");
+    // Held-out rows other than those the lineage names are refused.
+    let mut other_rows = a.held_out.clone();
+    other_rows.new.samples.pop();
+    let e = promote_rescored(&registry, &uri, &PromotionPolicy::default(), &other_rows);
+    assert!(
+        matches!(
+            e,
+            Err(Error::InvalidParameter {
+                name: "held_out",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    // Scored again on its own held-out rows: the same scores as the lineage's, promoted.
+    let decision =
+        promote_rescored(&registry, &uri, &PromotionPolicy::default(), &a.held_out).unwrap();
+    assert!(decision.promoted && decision.rescored, "{decision:?}");
+    assert_eq!(
+        (decision.parent_scores, decision.scores),
+        (l.parent_scores, l.scores)
+    );
     let loaded = ModelPackage::load(&uri, &Device::flex()).unwrap();
     assert_eq!(loaded.metadata.lineage.as_ref(), Some(l));
 
@@ -426,10 +561,36 @@ fn adaptation_learns_tuesday_keeps_monday_and_is_reproducible() {
         &Control::new(),
     )
     .unwrap();
-    let bad_uri = registry.model_uri(bad.package.metadata.version());
-    bad.package.save(&bad_uri).unwrap();
-    let rejected = promote(&registry, &bad_uri, &PromotionPolicy::default()).unwrap();
-    assert!(!rejected.promoted, "{rejected:?}");
+    // From a shared bucket, claiming perfect scores in its lineage: scored again, it is
+    // judged on what it does, and rejected.
+    let mut claims = bad.lineage.clone();
+    claims.scores = Scores {
+        old: 1.0,
+        new: 1.0,
+        union: 1.0,
+    };
+    let (forged, _) = ModelPackage::new(
+        bad.package.model,
+        bad.package.metadata.classes.clone(),
+        bad.package.metadata.preprocess,
+        PackageInfo {
+            lineage: Some(claims),
+            ..PackageInfo::default()
+        },
+    )
+    .unwrap();
+    let shared = "memory://adapt-real/shared-bucket/bad";
+    forged.save(shared).unwrap();
+    let rejected = promote_rescored(
+        &registry,
+        shared,
+        &PromotionPolicy::default(),
+        &bad.held_out,
+    )
+    .unwrap();
+    assert!(!rejected.promoted && rejected.rescored, "{rejected:?}");
+    assert!(rejected.scores.union < 0.9, "{rejected:?}");
+    assert_eq!(rejected.scores, bad.lineage.scores, "the real scores");
     assert_eq!(
         registry.champion().unwrap().unwrap().version,
         a.package.metadata.version()
@@ -471,4 +632,17 @@ fn adaptation_rejects_bad_settings_and_data_by_name() {
         ..AdaptConfig::default()
     };
     assert_eq!(name(run(&m, &bad_holdout)), "holdout");
+    // Uncertainty ranks the old rows by the parent's own probabilities.
+    let uncertain = AdaptConfig {
+        strategy: Strategy::Uncertainty,
+        budget: Budget::Count(5),
+        train: TrainConfig {
+            epochs: 2,
+            ..TrainConfig::default()
+        },
+        ..AdaptConfig::default()
+    };
+    let adapted = run(&m, &uncertain).unwrap();
+    assert_eq!(adapted.lineage.rows.replay, 5);
+    assert_eq!(adapted.lineage.strategy, Strategy::Uncertainty);
 }

@@ -82,6 +82,7 @@ fn stream_config(url: &str, root: &Path, registry: &str) -> StreamConfig {
         champion: Some(ChampionWatch {
             registry: Registry::new(registry),
             interval: Duration::from_millis(50),
+            fall_back_to_own_model: false,
         }),
         ..StreamConfig::default()
     }
@@ -383,4 +384,244 @@ fn an_adaptation_killed_midway_leaves_the_pointer_and_a_rerun_finishes() {
         look_once(&loop_config(&url, registry.uri(), 100), &control).unwrap(),
         Look::NoAlarm
     );
+}
+
+/// `n` files under `root/bad/` that are not images (exist, cannot be decoded).
+fn unreadable_images(root: &Path, n: usize) -> Vec<Sample> {
+    std::fs::create_dir_all(root.join("bad")).unwrap();
+    (0..n)
+        .map(|i| {
+            let path = format!("bad/{i}.png");
+            std::fs::write(root.join(&path), b"not an image").unwrap();
+            Sample::new(path, 1)
+        })
+        .collect()
+}
+
+fn alarm_for(url: &str, first: i64, version: &str) {
+    connect(Some(url))
+        .unwrap()
+        .execute(
+            "INSERT INTO cargo_drift (stream, first_id, last_id, method, statistic, p_value, drift,
+                 window_rows, model_version) VALUES ('s', $1, $2, 'mmd', 1, 0.0001, true, 50, $3)",
+            &[&first, &(first + 49), &version],
+        )
+        .unwrap();
+}
+
+/// The start condition counts only rows the attempt can use, and an attempt that fails for a
+/// reason rerunning cannot change is finished as failed: the loop does not stall on it.
+#[test]
+fn an_attempt_that_cannot_succeed_is_finished_as_failed_and_the_loop_moves_on() {
+    let _deadline = common::Deadline::new("the failing attempt", Duration::from_secs(300));
+    let url = fresh_db("adapt_failed");
+    let mut client = connect(Some(&url)).unwrap();
+    create_table(&mut client, false).unwrap();
+    ensure_prediction_tables(&mut client).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut rows = unreadable_images(data.path(), 3);
+    rows.push(Sample::new("bad/missing.png", 1)); // no file
+    rows.push(Sample::new("../outside.png", 1)); // leaves the root
+    rows.push(Sample::new("bad/0.png", 1)); // the same image again
+    bulk_load(&mut client, &Manifest::new(rows)).unwrap();
+    client
+        .execute(
+            "INSERT INTO cargo (timestamp, image_path, target) VALUES (NULL, 'bad/1.png', 99)",
+            &[],
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry").display().to_string());
+    let parent_uri = registry.model_uri("parent");
+    common::small_cnn_package(3).save(&parent_uri).unwrap();
+    let parent = registry.init_champion(&parent_uri).unwrap();
+    alarm_for(&url, 1, &parent.version);
+    let config = |min_rows| {
+        let mut c = loop_config(&url, registry.uri(), min_rows);
+        c.data_root = data.path().to_path_buf();
+        c
+    };
+    let control = Control::new();
+    // 7 labelled rows in cargo, 3 of them usable (existing files, each once, known class).
+    assert_eq!(
+        look_once(&config(10), &control).unwrap(),
+        Look::Waiting {
+            rows: 3,
+            needed: 10
+        }
+    );
+    let Look::Failed(failed) = look_once(&config(2), &control).unwrap() else {
+        panic!("the attempt did not fail")
+    };
+    assert_eq!(failed.rows, 3);
+    assert!(
+        failed.reason.contains("no readable image"),
+        "{}",
+        failed.reason
+    );
+    let (finished, reason): (bool, String) = {
+        let row = client
+            .query_one(
+                "SELECT finished_at IS NOT NULL, reason FROM cargo_adaptation WHERE attempt = $1",
+                &[&failed.attempt],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert!(finished && reason.starts_with("failed:"), "{reason}");
+    // The loop goes on: the same champion is tried again once min_rows more usable rows came.
+    assert_eq!(
+        look_once(&config(2), &control).unwrap(),
+        Look::Waiting { rows: 3, needed: 5 }
+    );
+    assert_eq!(registry.champion().unwrap(), Some(parent));
+    // The whole loop, with one attempt to make: it stops after it, with the failure counted.
+    let mut more = unreadable_images(data.path(), 6);
+    more.drain(..3);
+    bulk_load(&mut client, &Manifest::new(more)).unwrap();
+    let mut looping = config(2);
+    looping.max_attempts = Some(1);
+    looping.poll_interval = Duration::from_millis(10);
+    let stats = mlops_core::db::run_adaptation_loop(&looping, &control).unwrap();
+    assert_eq!(
+        (stats.failed.len(), stats.attempts.len()),
+        (1, 0),
+        "{stats:?}"
+    );
+}
+
+/// A champion whose package is gone: the adapter retries a bounded number of looks, then
+/// stops with an error naming it, and says so in `cargo_health`.
+#[test]
+fn the_adapter_gives_up_on_a_missing_champion_package_and_says_why() {
+    let _deadline = common::Deadline::new("the adapter giving up", Duration::from_secs(120));
+    let url = fresh_db("adapt_missing");
+    let mut client = connect(Some(&url)).unwrap();
+    create_table(&mut client, false).unwrap();
+    ensure_prediction_tables(&mut client).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry").display().to_string());
+    let parent = registry
+        .init_champion(&{
+            let uri = dir.path().join("parent").display().to_string();
+            common::small_cnn_package(3).save(&uri).unwrap();
+            uri
+        })
+        .unwrap();
+    alarm_for(&url, 1, &parent.version);
+    std::fs::remove_dir_all(registry.package_uri(&parent)).unwrap();
+    let mut config = loop_config(&url, registry.uri(), 2);
+    config.max_failed_looks = 3;
+    config.poll_interval = Duration::from_millis(10);
+    let e = mlops_core::db::run_adaptation_loop(&config, &Control::new()).unwrap_err();
+    assert!(e.report().contains(&parent.version), "{}", e.report());
+    let (state, detail): (String, String) = {
+        let row = client
+            .query_one(
+                "SELECT state, detail FROM cargo_health WHERE job = 'adapter' AND name = 's'",
+                &[],
+            )
+            .unwrap();
+        (row.get(0), row.get(1))
+    };
+    assert_eq!(state, "failing");
+    assert!(detail.contains(&parent.version), "{detail}");
+}
+
+fn watch(registry: &Registry, fall_back: bool) -> ChampionWatch {
+    ChampionWatch {
+        registry: registry.clone(),
+        interval: Duration::ZERO,
+        fall_back_to_own_model: fall_back,
+    }
+}
+
+/// A stream following a champion it cannot serve: a restarted stream refuses to start unless
+/// told to fall back; a running one keeps its model, says why, and never reloads in a loop;
+/// once the right package is back, it swaps once.
+#[test]
+fn a_champion_that_cannot_be_served_is_visible_and_never_flaps() {
+    use mlops_core::adapt::{ChampionHealth, ServingModel};
+    let _deadline = common::Deadline::new("the unservable champion", Duration::from_secs(120));
+    let url = fresh_db("adapt_unservable");
+    let mut client = connect(Some(&url)).unwrap();
+    create_table(&mut client, false).unwrap();
+    bulk_load(
+        &mut client,
+        &Manifest::new(rooted("monday", "monday_test.jsonl")),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::new(dir.path().join("registry").display().to_string());
+    let (a_uri, b_uri) = (
+        dir.path().join("a").display().to_string(),
+        dir.path().join("b").display().to_string(),
+    );
+    common::small_cnn_package(1).save(&a_uri).unwrap();
+    common::small_cnn_package(2).save(&b_uri).unwrap();
+    let first = registry.init_champion(&a_uri).unwrap();
+    let b = registry
+        .replace_champion(Some(&first), &b_uri, "b")
+        .unwrap()
+        .unwrap();
+    let b_inside = registry.package_uri(&b);
+    std::fs::remove_dir_all(&b_inside).unwrap();
+    let predictor = Predictor::load(&a_uri, ComputeBackend::Flex).unwrap();
+    let config = |fall_back| StreamConfig {
+        champion: Some(watch(&registry, fall_back)),
+        ..stream_config(&url, &demo_data(), registry.uri())
+    };
+
+    // Restarted without the champion's package: refuses to serve A in its place...
+    let e = stream_predictions(&config(false), &predictor, &first.version, &Control::new())
+        .unwrap_err();
+    assert!(e.to_string().contains(&b.version), "{e}");
+    assert_eq!(value(&url, "SELECT count(*) FROM cargo_prediction"), 0);
+    // ...unless told to: it serves A and says why.
+    let stats =
+        stream_predictions(&config(true), &predictor, &first.version, &Control::new()).unwrap();
+    assert_eq!(
+        (stats.swaps, stats.model_version.as_str()),
+        (0, first.version.as_str())
+    );
+    assert!(
+        matches!(&stats.champion, ChampionHealth::Unavailable { version, reason }
+            if version == &b.version && reason.contains("does not load")),
+        "{:?}",
+        stats.champion
+    );
+    let state: String = client
+        .query_one(
+            "SELECT state FROM cargo_health WHERE job = 'stream' AND name = 'cargo_prediction'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(state, "unavailable");
+
+    // Another package where the pointer's is (a retrained folder): not served, no reloads.
+    common::small_cnn_package(3).save(&b_inside).unwrap();
+    let mut serving = ServingModel::new(&predictor, &first.version, Some(watch(&registry, false)));
+    for _ in 0..5 {
+        assert!(!serving.refresh());
+    }
+    assert_eq!(serving.swaps(), 0);
+    assert!(
+        matches!(serving.health(), ChampionHealth::Unavailable { reason, .. }
+            if reason.contains("holds version")),
+        "{:?}",
+        serving.health()
+    );
+    // The right package back: one swap, then quiet.
+    std::fs::remove_dir_all(&b_inside).unwrap();
+    common::small_cnn_package(2).save(&b_inside).unwrap();
+    assert!(serving.refresh());
+    for _ in 0..5 {
+        assert!(!serving.refresh());
+    }
+    assert_eq!(
+        (serving.swaps(), serving.version()),
+        (1, b.version.as_str())
+    );
+    assert_eq!(serving.health(), &ChampionHealth::Serving);
 }

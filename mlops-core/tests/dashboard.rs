@@ -95,6 +95,7 @@ fn the_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
         "Drift statistic",
         "Latest drift checks",
         "Predictions by model version",
+        "Job health",
     ] {
         assert!(titles.contains(&wanted), "no panel {wanted:?}");
     }
@@ -235,6 +236,10 @@ fn every_panel_query_runs_on_a_streamed_database() {
                     names.iter().all(|n| predictor.classes().id(n).is_some()),
                     "{names:?}"
                 );
+            }
+            "Job health" => {
+                let (job, state): (String, String) = (result[0].get("job"), result[0].get("state"));
+                assert_eq!((job.as_str(), state.as_str()), ("stream", "not_watched"));
             }
             "Latest errors" => {
                 let reason: String = result[0].get("reason");

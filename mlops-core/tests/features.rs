@@ -1,6 +1,8 @@
 //! A dependency pays only for the features it enables: `cargo tree` of the crate without
 //! default features has no Burn, object store, chart library, PostgreSQL or Kafka client, and
 //! the defaults leave out Kafka's C library.
+//! (That each of these feature sets compiles on its own is `make features-check`, part of
+//! `make test`.)
 
 #![allow(clippy::unwrap_used)]
 

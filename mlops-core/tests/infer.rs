@@ -318,3 +318,89 @@ fn predictor_on_the_fast_path_agrees_with_the_burn_reference() {
         assert!(max_abs_diff(&x.probabilities, &y.probabilities) < 1e-4);
     }
 }
+
+/// `MLOPS_SIMD=portable` forces the portable kernels (the test command runs this file once
+/// more with it, so the parity tests above cover that path too); otherwise AVX2 + FMA where
+/// the CPU has them.
+#[test]
+fn the_simd_switch_picks_the_kernels() {
+    let forced = std::env::var("MLOPS_SIMD").is_ok_and(|v| v.eq_ignore_ascii_case("portable"));
+    let expected = if forced {
+        "portable"
+    } else if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        "avx2+fma"
+    } else {
+        "portable"
+    };
+    assert_eq!(mlops_core::infer::instruction_set(), expected);
+    let extractor =
+        FeatureExtractor::new(&Backbone::EfficientNetLite0(lite0(false)), &Device::flex()).unwrap();
+    assert!(
+        extractor.identity().ends_with(&format!(";{expected}")),
+        "{}",
+        extractor.identity()
+    );
+}
+
+/// SHA-256 of the fast path's pooled features (f32, little endian) of the first four photos at
+/// 224 px, recorded per engine version and instruction set. Feature caches are keyed by
+/// `ENGINE_VERSION`: a kernel change that moves any feature bit must raise it (and record the
+/// new hashes here), or caches would serve features the current code does not compute.
+const GOLDEN_FEATURES: &[(&str, &str, &str)] = &[
+    (
+        "lite0-fast-1",
+        "avx2+fma",
+        "4b2a156fa100b525614ca8e5ee750c952fa481188915471b5c8a7915cbc36167",
+    ),
+    (
+        "lite0-fast-1",
+        "portable",
+        "a0d5691c6f83fd9c62068e2a0ee53def1ad86d18bab995025baa0b945b2f5185",
+    ),
+];
+
+#[test]
+fn the_engine_version_changes_whenever_the_features_do() {
+    use mlops_core::infer::ENGINE_VERSION;
+    let preprocess = Preprocess {
+        size: 224,
+        ..Preprocess::default()
+    };
+    let chw: Vec<Vec<f32>> = photos(4).iter().map(|p| preprocess.to_chw(p)).collect();
+    let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+    let extractor =
+        FeatureExtractor::new(&Backbone::EfficientNetLite0(lite0(false)), &Device::flex()).unwrap();
+    // The same bits on one thread and on three (rows split differently).
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| extractor.features(&refs, 224).unwrap())
+    };
+    let features = on(1);
+    assert_eq!(features, on(3), "features depend on the thread count");
+    let bytes: Vec<u8> = features.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let hash = common::sha256(&bytes);
+    let isa = mlops_core::infer::instruction_set();
+    let recorded: Vec<_> = GOLDEN_FEATURES
+        .iter()
+        .filter(|(version, _, _)| *version == ENGINE_VERSION)
+        .collect();
+    assert!(
+        !recorded.is_empty(),
+        "no golden features for ENGINE_VERSION {ENGINE_VERSION}: record (\"{ENGINE_VERSION}\", \"{isa}\", \"{hash}\")"
+    );
+    let golden = recorded
+        .iter()
+        .find(|(_, set, _)| *set == isa)
+        .unwrap_or_else(|| {
+            panic!("no golden features for {ENGINE_VERSION} on {isa}: record (\"{ENGINE_VERSION}\", \"{isa}\", \"{hash}\")")
+        });
+    assert_eq!(
+        golden.2, hash,
+        "the fast path's features changed but ENGINE_VERSION ({ENGINE_VERSION}) did not: raise it and record the new hashes"
+    );
+}

@@ -203,6 +203,7 @@ fn a_consumer_swaps_to_the_new_champion_between_batches() {
         champion: Some(ChampionWatch {
             registry: registry.clone(),
             interval: Duration::from_millis(20),
+            fall_back_to_own_model: false,
         }),
         ..ConsumeConfig::default()
     };

@@ -1,12 +1,13 @@
 //! The one path rule every entry point shares ([`mlops_core::paths::resolve_under`]), on a real
-//! folder tree with links in and out of the root.
+//! folder tree with links in and out of the root; and [`mlops_core::paths::open_under`], which
+//! opens what was checked, under a writer that swaps a file for a link in a loop.
 
 #![allow(clippy::unwrap_used)]
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use mlops_core::paths::{PathRefused, resolve_under};
+use mlops_core::paths::{PathRefused, open_under, read_under, resolve_under};
 
 /// `<tmp>/data` (the root) with `brick/a.jpg`, links `inside -> brick`, `out -> <tmp>/outside`,
 /// `secret.jpg -> <tmp>/outside/s.jpg`, `broken -> <tmp>/nowhere`, `up -> ..`; and
@@ -78,4 +79,76 @@ fn every_way_out_of_the_root_is_refused_and_named() {
     let e = resolve_under(&data.join("nope"), "a.jpg").unwrap_err();
     assert!(matches!(e, PathRefused::Unreadable { .. }), "{e}");
     assert!(e.to_string().contains("nope"), "{e}");
+}
+
+#[test]
+fn open_under_reads_what_resolve_under_accepts_and_refuses_the_rest() {
+    let (_tmp, data) = tree();
+    assert_eq!(read_under(&data, "brick/a.jpg").unwrap(), b"a");
+    assert_eq!(read_under(&data, "inside/a.jpg").unwrap(), b"a");
+    for path in [
+        "out/s.jpg",
+        "secret.jpg",
+        "up/outside/s.jpg",
+        "../outside/s.jpg",
+    ] {
+        assert!(open_under(&data, path).is_err(), "{path} was opened");
+    }
+    let missing = open_under(&data, "brick/none.jpg").unwrap_err();
+    assert!(
+        matches!(&missing, PathRefused::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+        "{missing}"
+    );
+}
+
+/// A writer under the data root swaps a checked file for a link to a file outside, back and
+/// forth, as fast as it can, while readers read the path: a reader gets the inside bytes or a
+/// refusal, never the outside file's bytes. (A check followed by a plain open leaks them.)
+#[test]
+fn a_file_swapped_for_a_link_while_reading_never_leaks_the_link_target() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(data.join("brick")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("secret.jpg"), b"SECRET").unwrap();
+    let target = data.join("brick/x.jpg");
+    std::fs::write(&target, b"inside").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, data, outside) = (Arc::clone(&stop), data.clone(), outside.clone());
+        std::thread::spawn(move || {
+            let (file, link) = (data.join("brick/.file"), data.join("brick/.link"));
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                std::fs::write(&file, b"inside").unwrap();
+                std::fs::rename(&file, data.join("brick/x.jpg")).unwrap();
+                let _ = std::fs::remove_file(&link);
+                symlink(outside.join("secret.jpg"), &link).unwrap();
+                std::fs::rename(&link, data.join("brick/x.jpg")).unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let started = std::time::Instant::now();
+    let (mut read, mut refused) = (0u64, 0u64);
+    while started.elapsed() < std::time::Duration::from_secs(2) {
+        match read_under(&data, "brick/x.jpg") {
+            Ok(bytes) => {
+                assert_eq!(bytes, b"inside", "read the link's target");
+                read += 1;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = writer.join().unwrap();
+    assert!(swaps > 100, "the writer swapped only {swaps} times");
+    assert!(
+        read > 0 && refused > 0,
+        "read {read}, refused {refused}: the race was not exercised"
+    );
 }

@@ -182,7 +182,15 @@ fn a_wrong_password_is_a_clear_error_that_hides_it() {
     let Err(err) = connect(Some(&url)) else {
         panic!("a wrong password connected")
     };
-    let err = err.to_string();
+    // The message says what was done; the report adds the server's reason, once.
+    assert!(!err.to_string().contains("authentication"), "{err}");
+    assert!(std::error::Error::source(&err).is_some());
+    let err = err.report();
+    assert_eq!(
+        err.matches("password authentication failed").count(),
+        1,
+        "{err}"
+    );
     assert!(
         err.contains("password authentication failed") || err.contains("authentication"),
         "{err}"

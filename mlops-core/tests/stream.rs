@@ -364,7 +364,7 @@ fn empty_and_missing_tables_and_a_wrong_password_are_clear() {
         &mlops_core::Control::new(),
     )
     .unwrap_err()
-    .to_string();
+    .report();
     assert!(
         err.contains("cargo") && err.contains("does not exist"),
         "{err}"
@@ -390,7 +390,7 @@ fn empty_and_missing_tables_and_a_wrong_password_are_clear() {
         &mlops_core::Control::new(),
     )
     .unwrap_err()
-    .to_string();
+    .report();
     assert!(err.contains("password authentication failed"), "{err}");
     assert!(!err.contains("wrong-secret"), "{err}");
 }

@@ -468,7 +468,7 @@ fn hooks_report_every_epoch_and_a_cancel_stops_training() {
     let sink = Arc::clone(&seen);
     let reporting =
         mlops_core::Control::new().with_progress(move |p: &mlops_core::Progress<'_>| {
-            if let Some(mlops_core::Detail::Epoch(m)) = p.detail {
+            if let Some(m) = p.detail::<mlops_core::train::EpochMetrics>() {
                 assert_eq!(p.stage, "epochs");
                 assert_eq!(p.done, m.epoch as u64);
                 sink.lock().unwrap().push(m.clone());

@@ -184,7 +184,7 @@ pub(crate) fn invalid(message: impl Into<String>) -> BindingError {
 }
 
 fn core_to_py(py: Python<'_>, e: Error) -> PyErr {
-    let message = e.to_string();
+    let message = e.report();
     let Ok(d) = dual(py) else {
         return MlopsError::new_err(message);
     };
@@ -203,7 +203,9 @@ fn core_to_py(py: Python<'_>, e: Error) -> PyErr {
         }
         Error::Manifest { .. } => dual_err(&d.manifest),
         Error::EmptyDataset { .. } => dual_err(&d.empty_dataset),
-        Error::Package { .. } | Error::Weights { .. } => PackageError::new_err(message),
+        Error::Package { .. } | Error::Weights { .. } | Error::Json { .. } => {
+            PackageError::new_err(message)
+        }
         Error::Database { .. } => {
             let err = DatabaseError::new_err(message);
             let _ = err

@@ -37,7 +37,7 @@ pub(crate) fn generate(
 /// Streams `cargo` into `cargo_prediction` (until caught up with `until_idle`, else until
 /// Ctrl-C); `progress(stats_json)` is called after each batch. Returns the stats as JSON.
 #[pyfunction]
-#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None, drift_json=Some("{}".to_string()), champion=None, champion_seconds=1.0))]
+#[pyo3(signature = (model, url, data_root, sink_url=None, batch_size=64, stream="cargo_prediction", until_idle=true, progress=None, drift_json=Some("{}".to_string()), champion=None, champion_seconds=1.0, champion_fallback=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stream_predictions(
     py: Python<'_>,
@@ -52,9 +52,10 @@ pub(crate) fn stream_predictions(
     drift_json: Option<String>,
     champion: Option<String>,
     champion_seconds: f64,
+    champion_fallback: bool,
 ) -> BindingResult<String> {
     let drift = monitor(drift_json)?;
-    let champion = watch(champion, champion_seconds);
+    let champion = watch(champion, champion_seconds, champion_fallback);
     let config = mlops_core::db::StreamConfig {
         source_url: url,
         sink_url,
@@ -106,7 +107,7 @@ pub(crate) fn kafka_publish(
 /// Consumes a Kafka topic in a consumer group into `cargo_prediction`; returns the stats as
 /// JSON. Stops after `idle_seconds` without messages (or on Ctrl-C).
 #[pyfunction]
-#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0, drift_json=Some("{}".to_string()), champion=None, champion_seconds=1.0))]
+#[pyo3(signature = (model, url, brokers, data_root, topic="postgres-source-cargo", group="mlops-predict", batch_size=64, idle_seconds=Some(10.0), session_timeout_seconds=10.0, drift_json=Some("{}".to_string()), champion=None, champion_seconds=1.0, champion_fallback=false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn kafka_consume(
     py: Python<'_>,
@@ -122,9 +123,10 @@ pub(crate) fn kafka_consume(
     drift_json: Option<String>,
     champion: Option<String>,
     champion_seconds: f64,
+    champion_fallback: bool,
 ) -> BindingResult<String> {
     let drift = monitor(drift_json)?;
-    let champion = watch(champion, champion_seconds);
+    let champion = watch(champion, champion_seconds, champion_fallback);
     let seconds = |s: f64| Duration::from_secs_f64(s.max(0.0));
     let config = mlops_core::kafka::ConsumeConfig {
         brokers,
@@ -150,11 +152,17 @@ pub(crate) fn kafka_consume(
     to_json(&stats)
 }
 
-/// Hot swap to the champion of the registry at `uri`, looked at every `seconds`.
-fn watch(uri: Option<String>, seconds: f64) -> Option<mlops_core::adapt::ChampionWatch> {
+/// Hot swap to the champion of the registry at `uri`, looked at every `seconds`; `fallback`:
+/// serve the given model when the champion cannot be loaded at start.
+fn watch(
+    uri: Option<String>,
+    seconds: f64,
+    fallback: bool,
+) -> Option<mlops_core::adapt::ChampionWatch> {
     uri.map(|uri| mlops_core::adapt::ChampionWatch {
         registry: mlops_core::adapt::Registry::new(uri),
         interval: Duration::from_secs_f64(seconds.max(0.0)),
+        fall_back_to_own_model: fallback,
     })
 }
 

@@ -136,6 +136,25 @@ impl Model {
             .collect())
     }
 
+    /// Predicts images under `root` by their relative paths, each opened by the core's path
+    /// rule (nothing outside `root`; what is read is what was checked): one `(class_id,
+    /// probabilities, error)` per path.
+    fn predict_under(
+        &self,
+        py: Python<'_>,
+        root: PathBuf,
+        relatives: Vec<String>,
+    ) -> BindingResult<Vec<PathOutcome>> {
+        let results = py.detach(|| on_pool(|| self.predictor.predict_under(&root, &relatives)))?;
+        Ok(results
+            .into_iter()
+            .map(|r| match r {
+                Ok((p, _)) => (Some(p.class_id), Some(p.probabilities), None),
+                Err(e) => (None, None, Some(e.to_string())),
+            })
+            .collect())
+    }
+
     /// Predicts an NxHxWxC uint8 batch: (class ids, probabilities NxK).
     fn predict_array<'py>(
         &self,

@@ -37,6 +37,8 @@ def test_adapt_promote_and_register_the_champion(small_model, demo, tmp_path, ml
     )
     lineage = result.lineage
     assert lineage["parent_version"] == small_model.version
+    assert lineage["parent_generation"] == 1, "a model from the registry knows its generation"
+    assert len(result.held_out["new"]["samples"]) == lineage["rows"]["new_holdout"]
     assert lineage["strategy"] == "k_center" and lineage["rows"]["replay"] == 40
     assert lineage["source"] == "test"
     assert result.model.metadata["lineage"] == lineage
@@ -46,9 +48,12 @@ def test_adapt_promote_and_register_the_champion(small_model, demo, tmp_path, ml
     )
     assert again.model.version == result.model.version, "same seed, same model"
 
-    decision = registry.promote(result.model, margin=1.0)
+    # Promoting the adaptation scores both models again on its held-out rows.
+    decision = registry.promote(result, margin=1.0)
     assert decision["challenger"] == result.model.version
-    assert decision["scores"] == lineage["scores"]
+    assert decision["rescored"] is True
+    assert decision["scores"] == pytest.approx(lineage["scores"])
+    assert decision["parent_scores"] == pytest.approx(lineage["parent_scores"])
     assert decision["promoted"] == (lineage["scores"]["union"] > lineage["parent_scores"]["union"])
     champion = registry.champion()
     assert champion["version"] == (result.model.version if decision["promoted"] else small_model.version)
@@ -98,3 +103,29 @@ def test_a_stream_swaps_to_the_champion(small_model, demo, tmp_path):
     by_version = f"SELECT count(*) FROM cargo_prediction WHERE id > {n} AND model_version = '{adapted.model.version}'"
     assert query_value(url, by_version) == str(n)
     assert query_value(url, f"SELECT count(*) FROM cargo_prediction WHERE id <= {n} AND model_version = '{small_model.version}'") == str(n)
+
+
+def test_a_stream_refuses_a_champion_it_cannot_serve(small_model, demo, tmp_path):
+    import shutil
+
+    url = fresh_db("py_adapt_unservable")
+    rows = mlops.Manifest.read(demo / "monday_test.jsonl")
+    mlops.generate(url, [rows], drop=True)
+    new, old, old_holdout = _data(demo)
+    adapted = mlops.adapt.adapt(small_model, new, old, old_holdout=old_holdout, budget=20, epochs=2)
+    registry = mlops.Registry(tmp_path / "registry")
+    registry.init(adapted.model)
+    shutil.rmtree(registry.champion_uri())
+    # Restarted without the champion's package, a stream does not serve another model instead...
+    with pytest.raises(mlops.InvalidParameterError, match=adapted.model.version):
+        mlops.stream(small_model, url, demo / "monday", champion=registry.uri, drift=False)
+    assert query_value(url, "SELECT count(*) FROM cargo_prediction") == "0"
+    # ...unless told to; then it says why, in its counters and in cargo_health.
+    stats = mlops.stream(
+        small_model, url, demo / "monday", champion=registry.uri, champion_fallback=True, drift=False
+    )
+    assert stats["model_version"] == small_model.version
+    assert stats["champion"]["state"] == "unavailable"
+    assert stats["champion"]["version"] == adapted.model.version
+    state = query_value(url, "SELECT state FROM cargo_health WHERE job = 'stream' AND name = 'cargo_prediction'")
+    assert state == "unavailable"

@@ -80,9 +80,9 @@ def test_pyfunc_predicts_a_frame_in_one_model_call(small_model, demo, tmp_path):
     class Counting:
         calls = 0
 
-        def predict_paths(self, paths):
+        def predict_under(self, root, relatives):
             Counting.calls += 1
-            return small_model.predict_paths(paths)
+            return small_model.predict_under(root, relatives)
 
     pyfunc = MlopsPyfunc()
     # The data root: copies of six test images, a link to one of their folders (inside the

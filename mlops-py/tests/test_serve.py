@@ -18,7 +18,7 @@ from mlops.serve import create_app
 
 
 class CountingModel:
-    """The real model, counting its predict_paths calls (batches must be one model call)."""
+    """The real model, counting its predict_under calls (batches must be one model call)."""
 
     def __init__(self, model):
         self.model = model
@@ -27,9 +27,9 @@ class CountingModel:
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def predict_paths(self, paths):
+    def predict_under(self, root, relatives):
         self.predict_calls += 1
-        return self.model.predict_paths(paths)
+        return self.model.predict_under(root, relatives)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@
 //! The backbone stays frozen (as in the shift experiment): the new model shares the parent's
 //! backbone, so its features are computed once for both models' evaluations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -27,10 +27,10 @@ use crate::control::Control;
 use crate::dataset::Manifest;
 use crate::dataset::{SplitOptions, split};
 use crate::error::{Error, Result};
-use crate::infer::FeatureExtractor;
+use crate::infer::{FeatureExtractor, LinearHead, head_probabilities};
 use crate::model::Classifier;
 use crate::seed::sha256_hex;
-use crate::select::{Budget, Embeddings, Strategy, select};
+use crate::select::{Budget, Embeddings, Strategy, select_with_probabilities};
 use crate::train::features::Rows;
 use crate::train::{
     EpochMetrics, Evaluation, ImageSet, SkippedImage, TrainConfig, check_targets, evaluate_head,
@@ -41,9 +41,12 @@ mod promote;
 mod registry;
 mod serving;
 
-pub use promote::{Decision, PromotionPolicy, promote};
+pub use promote::{Decision, PromotionPolicy, promote, promote_rescored};
 pub use registry::{Champion, Registry};
-pub use serving::{ChampionWatch, ServingModel};
+pub use serving::{ChampionHealth, ChampionWatch, ServingModel};
+
+// Lineage types live with the package metadata that stores them.
+pub use crate::artifact::{DataHashes, Lineage, LineageRows, Scores};
 
 /// The data an adaptation learns from and is judged on.
 #[derive(Debug, Clone)]
@@ -75,6 +78,43 @@ pub struct AdaptConfig {
     pub train: TrainConfig,
 }
 
+impl AdaptConfig {
+    /// Refuses settings no data can make work (a holdout outside (0, 1), a budget fraction
+    /// outside [0, 1], bad training settings), so a long-running loop fails at once instead of
+    /// at every attempt.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.holdout > 0.0 && self.holdout < 1.0) {
+            return Err(Error::invalid(
+                "holdout",
+                format!("must be between 0 and 1 (exclusive), got {}", self.holdout),
+            ));
+        }
+        if let Budget::Fraction(f) = self.budget
+            && !(0.0..=1.0).contains(&f)
+        {
+            return Err(Error::invalid(
+                "budget",
+                format!("a fraction must be in [0, 1], got {f}"),
+            ));
+        }
+        self.train.validate()
+    }
+}
+
+/// The rows an adaptation was scored on (after de-duplication), where they are: what
+/// [`promote_rescored`] scores both models on again. Their hashes are in the [`Lineage`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOut {
+    /// Folder of the old rows.
+    pub old_root: PathBuf,
+    /// The held-out old rows.
+    pub old: Manifest,
+    /// Folder of the new rows.
+    pub new_root: PathBuf,
+    /// The held-out new rows.
+    pub new: Manifest,
+}
+
 impl Default for AdaptConfig {
     fn default() -> Self {
         AdaptConfig {
@@ -84,73 +124,6 @@ impl Default for AdaptConfig {
             train: TrainConfig::default(),
         }
     }
-}
-
-/// Accuracies of one model on the held-out rows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Scores {
-    /// On the held-out old rows.
-    #[serde(with = "crate::json_float")]
-    pub old: f64,
-    /// On the held-out new rows.
-    #[serde(with = "crate::json_float")]
-    pub new: f64,
-    /// On both together.
-    #[serde(with = "crate::json_float")]
-    pub union: f64,
-}
-
-/// SHA-256 of the JSON-lines text of each set an adaptation used (after de-duplication).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DataHashes {
-    /// The new rows learnt from.
-    pub new_train: String,
-    /// The new rows held out.
-    pub new_holdout: String,
-    /// The old rows replay was chosen from.
-    pub old_pool: String,
-    /// The old rows held out.
-    pub old_holdout: String,
-}
-
-/// Where a model came from: stored in its package ([`crate::artifact::PackageMetadata`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Lineage {
-    /// Version of the model it was adapted from.
-    pub parent_version: String,
-    /// The replay strategy.
-    pub strategy: Strategy,
-    /// The replay budget.
-    pub budget: Budget,
-    /// Seed of the splits, the selection and the training.
-    pub seed: u64,
-    /// Rows of each set: new train, new holdout, old pool, old holdout, replay chosen.
-    pub rows: LineageRows,
-    /// The data's hashes.
-    pub data_sha256: DataHashes,
-    /// The parent on the held-out rows.
-    pub parent_scores: Scores,
-    /// This model on the held-out rows.
-    pub scores: Scores,
-    /// Where the new rows came from (e.g. `stream cargo_prediction, cargo ids 1201..=1500`),
-    /// when the caller says.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-}
-
-/// Row counts of an adaptation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineageRows {
-    /// New rows trained on.
-    pub new_train: usize,
-    /// New rows held out.
-    pub new_holdout: usize,
-    /// Old rows replay was chosen from.
-    pub old_pool: usize,
-    /// Old rows held out.
-    pub old_holdout: usize,
-    /// Replay rows chosen.
-    pub replay: usize,
 }
 
 /// What [`adapt()`] produced: the challenger, not yet saved or promoted.
@@ -164,6 +137,8 @@ pub struct Adaptation {
     pub history: Vec<EpochMetrics>,
     /// Images that could not be read (left out).
     pub skipped: Vec<SkippedImage>,
+    /// The held-out rows both models were scored on.
+    pub held_out: HeldOut,
     /// Seconds the adaptation took.
     pub seconds: f64,
 }
@@ -239,15 +214,7 @@ pub fn adapt(
     control: &Control,
 ) -> Result<Adaptation> {
     let started = Instant::now();
-    if !(config.holdout > 0.0 && config.holdout < 1.0) {
-        return Err(Error::invalid(
-            "holdout",
-            format!(
-                "must be between 0 and 1 (exclusive), got {}",
-                config.holdout
-            ),
-        ));
-    }
+    config.validate()?;
     let classes = &parent.metadata.classes;
     let seed = config.train.seed;
     check_targets("new", data.new.manifest, classes)?;
@@ -311,10 +278,18 @@ pub fn adapt(
         old_pool_rows.pick(&[])
     } else {
         let embeddings = Embeddings::new(old_pool_rows.features.clone(), width)?.l2_normalised();
-        let selection = select(
+        // The parent's class probabilities of the pool, for strategies that use them
+        // (`uncertainty`).
+        let head = LinearHead::new(&parent.model.head)?;
+        let probabilities = Embeddings::new(
+            head_probabilities(&head, &old_pool_rows.features),
+            n_classes,
+        )?;
+        let selection = select_with_probabilities(
             &config.strategy,
             &embeddings,
             &old_pool_rows.targets,
+            &probabilities,
             config.budget,
             seed,
         )?;
@@ -341,6 +316,7 @@ pub fn adapt(
     let sha = |m: &Manifest| sha256_hex(m.to_jsonl().as_bytes());
     let lineage = Lineage {
         parent_version: parent.metadata.version().to_string(),
+        parent_generation: None,
         strategy: config.strategy,
         budget: config.budget,
         seed,
@@ -380,17 +356,34 @@ pub fn adapt(
         lineage,
         history,
         skipped,
+        held_out: HeldOut {
+            old_root: old_holdout_root.to_path_buf(),
+            old: old_holdout,
+            new_root: data.new.root.to_path_buf(),
+            new: new_holdout,
+        },
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
 impl Adaptation {
     /// This adaptation with `source` recorded in its lineage (also in the package metadata).
-    pub fn with_source(mut self, source: impl Into<String>) -> Self {
+    pub fn with_source(self, source: impl Into<String>) -> Self {
         let source = Some(source.into());
-        self.lineage.source = source.clone();
+        self.with_lineage(|lineage| lineage.source = source.clone())
+    }
+
+    /// This adaptation with the champion generation its parent was recorded in its lineage
+    /// (also in the package metadata): promotion then rejects it once the pointer has moved
+    /// past that generation, even back to the same model.
+    pub fn with_parent_generation(self, generation: u64) -> Self {
+        self.with_lineage(|lineage| lineage.parent_generation = Some(generation))
+    }
+
+    fn with_lineage(mut self, change: impl Fn(&mut Lineage)) -> Self {
+        change(&mut self.lineage);
         if let Some(lineage) = self.package.metadata.lineage.as_mut() {
-            lineage.source = source;
+            change(lineage);
         }
         self
     }

@@ -1,13 +1,18 @@
 //! The champion pointer: which package serves, kept in an object store (a folder, S3 or
 //! memory) beside the packages.
 //!
-//! Every promotion writes a new object `champion/<generation>.json` with a create-only put
-//! (a no-clobber link on a folder, `If-None-Match: *` on S3, a locked map in memory): of two
-//! promoters that read the same generation, exactly one creates the next, the other learns it
-//! lost. The champion is the highest generation; a reader never sees half a pointer, and a
-//! promoter killed at any point leaves either the old champion or the new one. The history of
-//! champions stays readable; decisions about challengers (promoted or rejected, with the
-//! reason) are kept under `decisions/`.
+//! Every promotion writes a new object `champion/<generation>.json` (the generation as 20
+//! digits) with a create-only put (a no-clobber link on a folder, `If-None-Match: *` on S3, a
+//! locked map in memory): of two promoters that read the same generation, exactly one creates
+//! the next, the other learns it lost. The champion is the highest generation; only objects
+//! named exactly like a generation count (a stray `notes.json` is not a champion). A reader
+//! never sees half a pointer, and a promoter killed at any point leaves either the old champion
+//! or the new one. The history of champions stays readable; decisions about challengers
+//! (promoted or rejected, with the reason) are kept under `decisions/`.
+//!
+//! A champion's package always lives inside the registry, at `models/<version>`: a package
+//! promoted from elsewhere (a folder that may be retrained later, a shared bucket) is copied
+//! there first, so the pointer names bytes that cannot change under it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Decision;
 use crate::artifact::store::{get_object_async, list_names_async, put_new_async, put_object_async};
-use crate::artifact::{PackageMetadata, load_parts_async};
+use crate::artifact::{PackageMetadata, copy_package_async, load_parts_async};
 use crate::blocking::block_on;
 use crate::error::{Error, Result};
 
@@ -61,6 +66,16 @@ fn generation_name(generation: u64) -> String {
     format!("{generation:020}.json")
 }
 
+/// The generation an object under `champion/` stands for, if its name is exactly one
+/// ([`generation_name`]); anything else there is ignored.
+fn generation_of(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&g| g > 0)
+}
+
 fn registry_error(uri: &str, reason: impl std::fmt::Display) -> Error {
     Error::Package {
         uri: uri.to_string(),
@@ -97,20 +112,16 @@ impl Registry {
         }
     }
 
-    /// How a pointer names `package_uri`: relative inside the registry, absolute outside.
-    fn pointer_name(&self, package_uri: &str) -> String {
+    /// The package at `package_uri` as the registry keeps it: its name relative to the
+    /// registry (`models/<version>`, copied there when it lies elsewhere) and its metadata.
+    async fn inside(&self, package_uri: &str) -> Result<(String, PackageMetadata)> {
         let package_uri = package_uri.trim_end_matches('/');
-        if let Some(rest) = package_uri.strip_prefix(&format!("{}/", self.uri))
-            && rest.starts_with(&format!("{MODELS}/"))
-        {
-            return rest.to_string();
+        let (metadata, _): (PackageMetadata, _) = load_parts_async(package_uri).await?;
+        let name = format!("{MODELS}/{}", metadata.version());
+        if package_uri != format!("{}/{name}", self.uri) {
+            copy_package_async(package_uri, &self.model_uri(metadata.version())).await?;
         }
-        if package_uri.contains("://") {
-            return package_uri.to_string();
-        }
-        std::path::absolute(package_uri)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| package_uri.to_string())
+        Ok((name, metadata))
     }
 
     /// The current champion (`None` before the first). Reads only.
@@ -120,30 +131,50 @@ impl Registry {
 
     /// [`Registry::champion`] for async code.
     pub async fn champion_async(&self) -> Result<Option<Champion>> {
-        let names = list_names_async(&self.uri, CHAMPION).await?;
-        match names.iter().rev().find(|n| n.ends_with(".json")) {
-            Some(name) => self.read_generation(name).await.map(Some),
+        match self.generations().await?.last() {
+            Some(&generation) => self.read_generation(generation).await.map(Some),
             None => Ok(None),
         }
     }
 
-    async fn read_generation(&self, name: &str) -> Result<Champion> {
-        let object = format!("{CHAMPION}/{name}");
+    /// The generations written so far, in order.
+    async fn generations(&self) -> Result<Vec<u64>> {
+        let mut generations: Vec<u64> = list_names_async(&self.uri, CHAMPION)
+            .await?
+            .iter()
+            .filter_map(|name| generation_of(name))
+            .collect();
+        generations.sort_unstable();
+        Ok(generations)
+    }
+
+    async fn read_generation(&self, generation: u64) -> Result<Champion> {
+        let object = format!("{CHAMPION}/{}", generation_name(generation));
         let bytes = get_object_async(&self.uri, &object)
             .await?
             .ok_or_else(|| registry_error(&self.uri, format!("{object} vanished")))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| registry_error(&self.uri, format!("{object}: {e}")))
+        let champion: Champion = serde_json::from_slice(&bytes).map_err(|e| Error::Json {
+            what: format!("registry {}: {object}", self.uri),
+            source: e,
+        })?;
+        if champion.generation != generation {
+            return Err(registry_error(
+                &self.uri,
+                format!(
+                    "{object} says generation {}, its name {generation}",
+                    champion.generation
+                ),
+            ));
+        }
+        Ok(champion)
     }
 
     /// Every champion so far, oldest first. Reads only.
     pub fn history(&self) -> Result<Vec<Champion>> {
         block_on("champion history", async {
             let mut champions = Vec::new();
-            for name in list_names_async(&self.uri, CHAMPION).await? {
-                if name.ends_with(".json") {
-                    champions.push(self.read_generation(&name).await?);
-                }
+            for generation in self.generations().await? {
+                champions.push(self.read_generation(generation).await?);
             }
             Ok(champions)
         })?
@@ -151,7 +182,9 @@ impl Registry {
 
     /// Makes the package at `package_uri` the champion if the champion is still `expected`
     /// (`None`: there is none yet). Returns `Ok(Ok(new))`, or `Ok(Err(current))` when another
-    /// promoter moved the pointer first (nothing written). The package must load its metadata.
+    /// promoter moved the pointer first (the pointer is not written). A package outside the
+    /// registry is first copied to `models/<version>` (checked object by object), and the
+    /// pointer names the copy.
     pub fn replace_champion(
         &self,
         expected: Option<&Champion>,
@@ -171,17 +204,19 @@ impl Registry {
         package_uri: &str,
         reason: &str,
     ) -> Result<std::result::Result<Champion, Champion>> {
-        let (metadata, _): (PackageMetadata, _) = load_parts_async(package_uri).await?;
+        let (package, metadata) = self.inside(package_uri).await?;
         let champion = Champion {
             generation: expected.map_or(1, |c| c.generation + 1),
-            package: self.pointer_name(package_uri),
+            package,
             version: metadata.version().to_string(),
             previous: expected.map(|c| c.version.clone()),
             reason: reason.to_string(),
             promoted_at: now_seconds(),
         };
-        let json =
-            serde_json::to_vec_pretty(&champion).map_err(|e| registry_error(&self.uri, e))?;
+        let json = serde_json::to_vec_pretty(&champion).map_err(|e| Error::Json {
+            what: format!("registry {}: the champion pointer", self.uri),
+            source: e,
+        })?;
         let object = format!("{CHAMPION}/{}", generation_name(champion.generation));
         if put_new_async(&self.uri, &object, json).await? {
             return Ok(Ok(champion));
@@ -195,7 +230,8 @@ impl Registry {
         }
     }
 
-    /// Makes `package_uri` the first champion; an error if there is one already.
+    /// Makes `package_uri` the first champion (copied to `models/<version>` when it lies
+    /// outside the registry); an error if there is one already.
     pub fn init_champion(&self, package_uri: &str) -> Result<Champion> {
         match self.replace_champion(None, package_uri, "first champion")? {
             Ok(champion) => Ok(champion),
@@ -212,7 +248,10 @@ impl Registry {
     /// Stores a decision about a challenger (`decisions/<challenger>.json`, replacing an
     /// earlier decision about the same challenger).
     pub fn record_decision(&self, decision: &Decision) -> Result<()> {
-        let json = serde_json::to_vec_pretty(decision).map_err(|e| registry_error(&self.uri, e))?;
+        let json = serde_json::to_vec_pretty(decision).map_err(|e| Error::Json {
+            what: format!("registry {}: decision {}", self.uri, decision.challenger),
+            source: e,
+        })?;
         let object = format!("{DECISIONS}/{}.json", decision.challenger);
         block_on(
             "record_decision",
@@ -237,7 +276,10 @@ impl Registry {
         };
         serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| registry_error(&self.uri, format!("decision {challenger}: {e}")))
+            .map_err(|e| Error::Json {
+                what: format!("registry {}: decision {challenger}", self.uri),
+                source: e,
+            })
     }
 
     /// Every decision, ordered by time.

@@ -15,14 +15,17 @@ use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
+mod lineage;
 pub(crate) mod store;
 
-use store::{get_checked, get_checked_async, put_object, put_object_async, store_error};
-pub use store::{
-    list_packages, list_packages_async, load_parts, load_parts_async, save_parts, save_parts_async,
-};
+pub use lineage::{DataHashes, Lineage, LineageRows, Scores};
 
-use crate::adapt::Lineage;
+pub use store::{
+    copy_package_async, list_packages, list_packages_async, load_parts, load_parts_async,
+    save_parts, save_parts_async,
+};
+use store::{get_checked, get_checked_async, put_object, put_object_async, store_error};
+
 use crate::dataset::ClassMap;
 use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
@@ -69,7 +72,7 @@ pub struct PackageMetadata {
     /// it existed have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<WeightsInfo>,
-    /// Where the model came from, for models made by [`crate::adapt::adapt`].
+    /// Where the model came from, for models adapted from another (the closed loop).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<Lineage>,
 }
@@ -330,6 +333,9 @@ fn in_package(uri: &str, object: &str, e: Error) -> Error {
 }
 
 fn reference_from(uri: &str, bytes: &[u8]) -> Result<ReferenceSample> {
-    ReferenceSample::from_bytes(bytes)
-        .map_err(|e| store_error(uri, format!("reference sample: {e}")))
+    ReferenceSample::from_bytes(bytes).map_err(|e| Error::Package {
+        uri: uri.to_string(),
+        reason: "the reference sample does not read".into(),
+        source: Some(Box::new(e)),
+    })
 }

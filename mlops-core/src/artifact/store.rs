@@ -26,8 +26,25 @@ pub(crate) fn store_error(uri: &str, reason: impl std::fmt::Display) -> Error {
 fn object_error(uri: &str, what: &str, error: object_store::Error) -> Error {
     Error::Package {
         uri: uri.to_string(),
-        reason: format!("{what}: {error}"),
+        reason: what.to_string(),
         source: Some(Box::new(error)),
+    }
+}
+
+/// A package URI whose prefix is not a valid object path.
+fn path_error(uri: &str, error: object_store::path::Error) -> Error {
+    Error::Package {
+        uri: uri.to_string(),
+        reason: "not a valid object path".into(),
+        source: Some(Box::new(error)),
+    }
+}
+
+/// A package's `metadata.json` that could not be read or written.
+fn json_error(uri: &str, error: serde_json::Error) -> Error {
+    Error::Json {
+        what: format!("model package {uri}: {METADATA}"),
+        source: error,
     }
 }
 
@@ -57,7 +74,7 @@ fn open(uri: &str, access: Access) -> Result<(Arc<dyn ObjectStore>, StorePath)> 
             .lock()
             .map_err(|_| store_error(uri, "the in-memory store was poisoned by a panic"))?;
         let store = stores.entry(name.to_string()).or_default().clone();
-        let prefix = StorePath::parse(prefix).map_err(|e| store_error(uri, e))?;
+        let prefix = StorePath::parse(prefix).map_err(|e| path_error(uri, e))?;
         return Ok((store, prefix));
     }
     if uri.contains("://") && !uri.starts_with("file://") {
@@ -100,7 +117,7 @@ fn open_s3(uri: &str, rest: &str) -> Result<(Arc<dyn ObjectStore>, StorePath)> {
         .with_bucket_name(bucket)
         .build()
         .map_err(|e| object_error(uri, "configure S3", e))?;
-    let prefix = StorePath::parse(prefix).map_err(|e| store_error(uri, e))?;
+    let prefix = StorePath::parse(prefix).map_err(|e| path_error(uri, e))?;
     Ok((Arc::new(store), prefix))
 }
 
@@ -131,7 +148,7 @@ pub async fn save_parts_async(
     weights: Vec<u8>,
 ) -> Result<()> {
     let (store, prefix) = open(uri, Access::Write)?;
-    let json = serde_json::to_vec_pretty(metadata).map_err(|e| store_error(uri, e))?;
+    let json = serde_json::to_vec_pretty(metadata).map_err(|e| json_error(uri, e))?;
     store
         .put(
             &child(&prefix, &metadata.weights.object),
@@ -279,11 +296,11 @@ pub async fn load_parts_async(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
         .bytes()
         .await
         .map_err(|e| object_error(uri, "read metadata.json", e))?;
-    let value: serde_json::Value = serde_json::from_slice(&meta_bytes)
-        .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&meta_bytes).map_err(|e| json_error(uri, e))?;
     check_format(uri, &value)?;
-    let metadata: PackageMetadata = serde_json::from_value(value)
-        .map_err(|e| store_error(uri, format!("metadata.json: {e}")))?;
+    let metadata: PackageMetadata =
+        serde_json::from_value(value).map_err(|e| json_error(uri, e))?;
     let weights = read_checked(store.as_ref(), &prefix, uri, &metadata.weights).await?;
     Ok((metadata, weights))
 }
@@ -292,6 +309,19 @@ pub async fn load_parts_async(uri: &str) -> Result<(PackageMetadata, Vec<u8>)> {
 /// (blocking; see [`list_packages_async`]).
 pub fn list_packages(uri: &str) -> Result<Vec<String>> {
     block_on("list_packages", list_packages_async(uri))?
+}
+
+/// Copies the package at `from` to `to` object by object (reference sample, weights, then the
+/// metadata last), each checked against its SHA-256 on the way; returns its metadata. The copy
+/// has the same bytes and so the same version.
+pub async fn copy_package_async(from: &str, to: &str) -> Result<PackageMetadata> {
+    let (metadata, weights) = load_parts_async(from).await?;
+    if let Some(info) = &metadata.reference {
+        let bytes = get_checked_async(from, info).await?;
+        put_object_async(to, &info.object, bytes).await?;
+    }
+    save_parts_async(to, &metadata, weights).await?;
+    Ok(metadata)
 }
 
 /// The package URIs directly under `uri`, sorted; writes nothing (a missing local folder is

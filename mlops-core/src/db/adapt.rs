@@ -6,27 +6,37 @@
 //!   alarmed window (`cargo_drift`) to the newest row when the attempt starts.
 //! - **One at a time**: an attempt holds a PostgreSQL advisory lock named after the stream;
 //!   other adapters of the same stream wait.
+//! - **Usable rows**: the start condition counts what the attempt will use: labelled rows of
+//!   the champion's classes whose image exists under the data root, each image once.
 //! - **Restart-safe**: every attempt is a `cargo_adaptation` row, written before the work and
 //!   finished after it. An adapter killed midway leaves the pointer as it was (it moves last,
 //!   in one create-only put) and an unfinished row; the next adapter re-runs that attempt on
 //!   the same row range, which gives the same package, and finishes it.
-//! - **After a rejection** the same champion is tried again only once `min_rows` more labelled
-//!   rows have arrived.
+//! - **Never stuck**: an attempt that fails for a reason rerunning cannot change (too few
+//!   usable images, a strategy the data cannot serve) is finished as failed, with the reason,
+//!   and the loop goes on; a look that fails for a reason that may pass (the database or the
+//!   store down, the champion's package missing) is retried, but only `max_failed_looks` times
+//!   in a row: then the loop stops with the error. Each look's outcome is the adapter's row in
+//!   `cargo_health` (`ok`, `waiting`, `failing`), for dashboards.
+//! - **After a rejection or a failure** the same champion is tried again only once `min_rows`
+//!   more usable rows have arrived.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
 use super::connection::{connect, db_error, sleep_unless_cancelled};
+use super::sink::write_health;
 use crate::adapt::{
     AdaptConfig, AdaptData, Champion, Decision, PromotionPolicy, Registry, adapt, promote,
 };
-use crate::artifact::ModelPackage;
+use crate::artifact::{ModelPackage, load_parts};
 use crate::control::Control;
 use crate::dataset::{Manifest, Sample};
 use crate::error::{Error, Result};
+use crate::paths::resolve_under;
 use crate::train::ImageSet;
 
 /// The attempts table.
@@ -49,6 +59,15 @@ CREATE TABLE IF NOT EXISTS cargo_adaptation (
 CREATE INDEX IF NOT EXISTS cargo_adaptation_stream ON cargo_adaptation (stream, parent_version);
 ";
 
+/// Creates `cargo_adaptation` and `cargo_health` if absent (under the schema lock, see
+/// [`super::schema`]).
+pub fn ensure_adaptation_table(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
+    super::schema::with_schema_lock(client, |tx| {
+        tx.batch_execute(ADAPTATION_TABLE_SQL)?;
+        tx.batch_execute(super::sink::HEALTH_TABLE_SQL)
+    })
+}
+
 /// How the closed loop runs.
 #[derive(Debug, Clone)]
 pub struct AdaptLoopConfig {
@@ -68,7 +87,7 @@ pub struct AdaptLoopConfig {
     pub old_train: Manifest,
     /// Held-out old rows (`None`: a part of `old_train` is held out).
     pub old_holdout: Option<Manifest>,
-    /// Labelled new rows needed to start (default 200).
+    /// Usable labelled new rows needed to start (default 200).
     pub min_rows: usize,
     /// How to adapt.
     pub adapt: AdaptConfig,
@@ -76,8 +95,13 @@ pub struct AdaptLoopConfig {
     pub policy: PromotionPolicy,
     /// Wait between looks when there is nothing to do (default 2 s).
     pub poll_interval: Duration,
-    /// Stop after this many finished attempts (`None`: run until cancelled).
+    /// Stop after this many finished attempts, decided or failed (`None`: run until
+    /// cancelled).
     pub max_attempts: Option<u64>,
+    /// Looks in a row that may fail (a database or store outage, the champion's package
+    /// unreadable) before the loop gives up with the last error (default 30: a minute at the
+    /// default interval).
+    pub max_failed_looks: u32,
 }
 
 impl AdaptLoopConfig {
@@ -103,6 +127,7 @@ impl AdaptLoopConfig {
             policy: PromotionPolicy::default(),
             poll_interval: Duration::from_secs(2),
             max_attempts: None,
+            max_failed_looks: 30,
         }
     }
 }
@@ -113,9 +138,9 @@ impl AdaptLoopConfig {
 pub enum Look {
     /// No alarm for the champion yet.
     NoAlarm,
-    /// An alarm, but fewer labelled rows than needed.
+    /// An alarm, but fewer usable labelled rows than needed.
     Waiting {
-        /// Labelled rows since the alarm's window began.
+        /// Usable labelled rows since the alarm's window began.
         rows: u64,
         /// Rows needed.
         needed: u64,
@@ -124,6 +149,8 @@ pub enum Look {
     Busy,
     /// An attempt ran to its decision.
     Decided(Box<Attempt>),
+    /// An attempt failed for a reason rerunning it cannot change; it is finished as failed.
+    Failed(Box<FailedAttempt>),
 }
 
 /// A finished attempt.
@@ -133,7 +160,7 @@ pub struct Attempt {
     pub attempt: i32,
     /// First and last `cargo` id of the new rows.
     pub ids: (i64, i64),
-    /// Labelled rows in that range.
+    /// Usable labelled rows in that range.
     pub rows: u64,
     /// Whether it resumed an attempt a killed adapter left unfinished.
     pub resumed: bool,
@@ -145,6 +172,21 @@ pub struct Attempt {
     pub seconds: f64,
 }
 
+/// An attempt finished as failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedAttempt {
+    /// Its `cargo_adaptation.attempt`.
+    pub attempt: i32,
+    /// The champion it tried to adapt.
+    pub parent: String,
+    /// First and last `cargo` id of the new rows.
+    pub ids: (i64, i64),
+    /// Usable labelled rows in that range.
+    pub rows: u64,
+    /// Why it failed (also in `cargo_adaptation.reason`).
+    pub reason: String,
+}
+
 /// Counters of a loop run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AdaptLoopStats {
@@ -152,46 +194,92 @@ pub struct AdaptLoopStats {
     pub looks: u64,
     /// Attempts decided.
     pub attempts: Vec<Attempt>,
+    /// Attempts finished as failed.
+    #[serde(default)]
+    pub failed: Vec<FailedAttempt>,
+    /// Looks that failed (and were retried).
+    #[serde(default)]
+    pub failed_looks: u64,
+    /// The last look's error, while looks fail (`None` once one succeeds).
+    #[serde(default)]
+    pub last_error: Option<String>,
     /// Seconds the run took.
     pub seconds: f64,
 }
 
-/// Runs the loop until `control` is cancelled or `max_attempts` attempts are decided. Errors
-/// of a look (a database or store outage, an unreadable package) are logged and the look is
-/// repeated after `poll_interval`; bad settings fail at once.
+/// Runs the loop until `control` is cancelled or `max_attempts` attempts are finished. A
+/// look that fails for a reason that may pass (a database or store outage, an unreadable
+/// package) is logged and repeated after `poll_interval`, at most `max_failed_looks` times in
+/// a row; then the loop returns that error. Bad settings fail at once.
 pub fn run_adaptation_loop(config: &AdaptLoopConfig, control: &Control) -> Result<AdaptLoopStats> {
     if config.min_rows < 2 {
         return Err(Error::invalid("min_rows", "must be at least 2"));
     }
+    if config.max_failed_looks == 0 {
+        return Err(Error::invalid("max_failed_looks", "must be at least 1"));
+    }
+    config.adapt.validate()?;
+    config.policy.validate()?;
     let started = Instant::now();
     let mut stats = AdaptLoopStats::default();
+    let mut failing = 0u32;
+    let mut health = None;
     while !control.is_cancelled() {
-        if config
-            .max_attempts
-            .is_some_and(|n| stats.attempts.len() as u64 >= n)
-        {
+        let finished = (stats.attempts.len() + stats.failed.len()) as u64;
+        if config.max_attempts.is_some_and(|n| finished >= n) {
             break;
         }
         stats.looks += 1;
-        match look_once(config, control) {
-            Ok(Look::Decided(attempt)) => {
-                log::info!(
-                    "adaptation {} of {}: {} ({})",
-                    attempt.attempt,
-                    attempt.decision.parent,
-                    if attempt.decision.promoted {
-                        "promoted"
-                    } else {
-                        "rejected"
-                    },
-                    attempt.decision.reason
-                );
-                stats.attempts.push(*attempt);
-                continue;
+        let look = look_once(config, control);
+        record_look(config, &look, &mut health);
+        match look {
+            Ok(look) => {
+                failing = 0;
+                stats.last_error = None;
+                match look {
+                    Look::Decided(attempt) => {
+                        log::info!(
+                            "adaptation {} of {}: {} ({})",
+                            attempt.attempt,
+                            attempt.decision.parent,
+                            if attempt.decision.promoted {
+                                "promoted"
+                            } else {
+                                "rejected"
+                            },
+                            attempt.decision.reason
+                        );
+                        stats.attempts.push(*attempt);
+                        continue;
+                    }
+                    Look::Failed(failed) => {
+                        log::warn!(
+                            "adaptation {} of {} failed: {}",
+                            failed.attempt,
+                            failed.parent,
+                            failed.reason
+                        );
+                        stats.failed.push(*failed);
+                        continue;
+                    }
+                    _ => {}
+                }
             }
-            Ok(_) => {}
             Err(e @ (Error::InvalidParameter { .. } | Error::Cancelled { .. })) => return Err(e),
-            Err(e) => log::warn!("adaptation loop of stream {}: {e}", config.stream),
+            Err(e) => {
+                failing += 1;
+                stats.failed_looks += 1;
+                let message = e.report();
+                log::warn!(
+                    "adaptation loop of stream {} ({failing} of {} failed looks in a row): {message}",
+                    config.stream,
+                    config.max_failed_looks
+                );
+                stats.last_error = Some(message);
+                if failing >= config.max_failed_looks {
+                    return Err(e);
+                }
+            }
         }
         sleep_unless_cancelled(config.poll_interval, control);
     }
@@ -199,8 +287,53 @@ pub fn run_adaptation_loop(config: &AdaptLoopConfig, control: &Control) -> Resul
     Ok(stats)
 }
 
-/// One look: starts (or resumes) an attempt when the champion's alarm and enough labelled
-/// rows are there, and runs it to its decision.
+/// The adapter's row of `cargo_health` after a look, when it changed since the last one
+/// written (`written`; best effort: a database that cannot be reached cannot hold it either).
+fn record_look(
+    config: &AdaptLoopConfig,
+    look: &Result<Look>,
+    written: &mut Option<(&'static str, String)>,
+) {
+    let (state, detail) = match look {
+        Ok(Look::Waiting { rows, needed }) => (
+            "waiting",
+            format!("{rows} of {needed} usable labelled rows"),
+        ),
+        Ok(Look::Failed(failed)) => (
+            "ok",
+            format!("attempt {} failed: {}", failed.attempt, failed.reason),
+        ),
+        Ok(Look::Decided(attempt)) => (
+            "ok",
+            format!("attempt {}: {}", attempt.attempt, attempt.decision.reason),
+        ),
+        Ok(Look::NoAlarm | Look::Busy) => ("ok", String::new()),
+        Err(e) => ("failing", e.report()),
+    };
+    if written.as_ref() == Some(&(state, detail.clone())) {
+        return;
+    }
+    let url = config.sink_url.as_deref().or(config.source_url.as_deref());
+    let result = connect(url).and_then(|mut client| {
+        ensure_adaptation_table(&mut client).map_err(|e| db_error("create cargo_health", e))?;
+        write_health(
+            &mut client,
+            "adapter",
+            &config.stream,
+            state,
+            None,
+            (!detail.is_empty()).then_some(detail.as_str()),
+        )
+        .map_err(|e| db_error("write cargo_health", e))
+    });
+    match result {
+        Ok(()) => *written = Some((state, detail)),
+        Err(e) => log::debug!("adapter {}: cargo_health not written: {e}", config.stream),
+    }
+}
+
+/// One look: starts (or resumes) an attempt when the champion's alarm and enough usable
+/// labelled rows are there, and runs it to its decision (or to a failure it records).
 pub fn look_once(config: &AdaptLoopConfig, control: &Control) -> Result<Look> {
     let champion = config.registry.champion()?.ok_or_else(|| {
         Error::invalid(
@@ -219,8 +352,7 @@ pub fn look_once(config: &AdaptLoopConfig, control: &Control) -> Result<Look> {
     let lock = format!("mlops.adapt:{}", config.stream);
     {
         let sink = sink.as_mut().unwrap_or(&mut source);
-        sink.batch_execute(ADAPTATION_TABLE_SQL)
-            .map_err(|e| db_error("create cargo_adaptation", e))?;
+        ensure_adaptation_table(sink).map_err(|e| db_error("create cargo_adaptation", e))?;
         let locked: bool = sink
             .query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&lock])
             .map_err(|e| db_error("lock the adaptation", e))?
@@ -236,11 +368,19 @@ pub fn look_once(config: &AdaptLoopConfig, control: &Control) -> Result<Look> {
     result
 }
 
-/// The new rows of an attempt.
-struct Range {
-    attempt: Option<i32>,
-    first: i64,
-    last: i64,
+/// Whether an attempt's error will come back if the attempt is run again on the same rows:
+/// then the attempt is finished as failed. Outages (database, store, file system) may pass,
+/// and a cancelled attempt is resumed by the next adapter.
+fn is_permanent(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::Database { .. }
+            | Error::Package { .. }
+            | Error::Io { .. }
+            | Error::Kafka { .. }
+            | Error::Cancelled { .. }
+            | Error::BlockingInAsync { .. }
+    )
 }
 
 fn attempt(
@@ -257,6 +397,9 @@ fn attempt(
         let what = what.to_string();
         move |e: postgres::Error| db_error(&what, e)
     };
+    let parent_uri = config.registry.package_uri(champion);
+    let (metadata, _) = load_parts(&parent_uri)?;
+    let classes = metadata.classes.len();
     let unfinished = {
         let sink = sink.as_deref_mut().unwrap_or(source);
         sink.query_opt(
@@ -267,12 +410,12 @@ fn attempt(
         )
         .map_err(db("read cargo_adaptation"))?
     };
-    let range = match unfinished {
-        Some(row) => Range {
-            attempt: Some(row.get(0)),
-            first: row.get(1),
-            last: row.get(2),
-        },
+    let (attempt_id, first, last, new) = match unfinished {
+        Some(row) => {
+            let (first, last): (i64, i64) = (row.get(1), row.get(2));
+            let new = usable_rows(source, first, Some(last), classes, &config.data_root)?;
+            (Some(row.get::<_, i32>(0)), first, last, new)
+        }
         None => {
             let sink = sink.as_deref_mut().unwrap_or(source);
             let alarm: Option<i64> = sink
@@ -295,36 +438,18 @@ fn attempt(
                 .map_err(db("read cargo_adaptation"))?
                 .get(0);
             let needed = config.min_rows as u64 + tried.map_or(0, |n| n.max(0) as u64);
-            let row = source
-                .query_one(
-                    "SELECT count(*), max(id)::bigint FROM cargo
-                     WHERE id >= $1::bigint AND target IS NOT NULL",
-                    &[&first],
-                )
-                .map_err(db("count cargo"))?;
-            let rows = row.get::<_, i64>(0).max(0) as u64;
-            if rows < needed {
-                return Ok(Look::Waiting { rows, needed });
+            let new = usable_rows(source, first, None, classes, &config.data_root)?;
+            if (new.manifest.len() as u64) < needed {
+                return Ok(Look::Waiting {
+                    rows: new.manifest.len() as u64,
+                    needed,
+                });
             }
-            Range {
-                attempt: None,
-                first,
-                last: row.get::<_, Option<i64>>(1).unwrap_or(first),
-            }
+            (None, first, new.last_id.unwrap_or(first), new)
         }
     };
-    let registry = &config.registry;
-    let parent_uri = registry.package_uri(champion);
-    let device = config.adapt.train.backend.device();
-    let package = ModelPackage::load(&parent_uri, &device)?;
-    let new = new_rows(
-        source,
-        range.first,
-        range.last,
-        package.metadata.classes.len(),
-    )?;
-    let resumed = range.attempt.is_some();
-    let attempt_id = match range.attempt {
+    let resumed = attempt_id.is_some();
+    let attempt_id = match attempt_id {
         Some(id) => id,
         None => {
             let sink = sink.as_deref_mut().unwrap_or(source);
@@ -334,20 +459,86 @@ fn attempt(
                 &[
                     &stream,
                     &parent,
-                    &range.first,
-                    &range.last,
-                    &(new.len() as i32),
+                    &first,
+                    &last,
+                    &(new.manifest.len() as i32),
                 ],
             )
             .map_err(db("start an attempt in cargo_adaptation"))?
             .get(0)
         }
     };
+    let rows = new.manifest.len() as u64;
+    let outcome = adapt_and_promote(
+        config,
+        champion,
+        &parent_uri,
+        &new.manifest,
+        (first, last),
+        control,
+    );
+    let sink = sink.unwrap_or(source);
+    match outcome {
+        Ok((uri, decision)) => {
+            sink.execute(
+                "UPDATE cargo_adaptation SET finished_at = now(), challenger_version = $2,
+                     promoted = $3, reason = $4, parent_accuracy = $5, challenger_accuracy = $6
+                 WHERE attempt = $1",
+                &[
+                    &attempt_id,
+                    &decision.challenger,
+                    &decision.promoted,
+                    &decision.reason,
+                    &decision.parent_scores.union,
+                    &decision.scores.union,
+                ],
+            )
+            .map_err(db("finish the attempt in cargo_adaptation"))?;
+            Ok(Look::Decided(Box::new(Attempt {
+                attempt: attempt_id,
+                ids: (first, last),
+                rows,
+                resumed,
+                package: uri,
+                decision,
+                seconds: started.elapsed().as_secs_f64(),
+            })))
+        }
+        Err(e) if is_permanent(&e) => {
+            let reason = format!("failed: {}", e.report());
+            sink.execute(
+                "UPDATE cargo_adaptation SET finished_at = now(), promoted = false, reason = $2
+                 WHERE attempt = $1",
+                &[&attempt_id, &reason],
+            )
+            .map_err(db("finish the failed attempt in cargo_adaptation"))?;
+            Ok(Look::Failed(Box::new(FailedAttempt {
+                attempt: attempt_id,
+                parent: parent.to_string(),
+                ids: (first, last),
+                rows,
+                reason,
+            })))
+        }
+        Err(e) => Err(e),
+    }
+}
 
+/// Adapts the champion to `new`, saves the challenger in the registry and promotes it.
+fn adapt_and_promote(
+    config: &AdaptLoopConfig,
+    champion: &Champion,
+    parent_uri: &str,
+    new: &Manifest,
+    (first, last): (i64, i64),
+    control: &Control,
+) -> Result<(String, Decision)> {
+    let device = config.adapt.train.backend.device();
+    let package = ModelPackage::load(parent_uri, &device)?;
     let data = AdaptData {
         new: ImageSet {
             root: &config.data_root,
-            manifest: &new,
+            manifest: new,
         },
         old: ImageSet {
             root: &config.old_root,
@@ -358,57 +549,67 @@ fn attempt(
             manifest,
         }),
     };
-    let adaptation = adapt(&package, &data, &config.adapt, control)?.with_source(format!(
-        "stream {stream}: cargo ids {}..={}",
-        range.first, range.last
-    ));
-    let uri = registry.model_uri(adaptation.package.metadata.version());
+    let adaptation = adapt(&package, &data, &config.adapt, control)?
+        .with_source(format!(
+            "stream {}: cargo ids {first}..={last}",
+            config.stream
+        ))
+        .with_parent_generation(champion.generation);
+    let uri = config
+        .registry
+        .model_uri(adaptation.package.metadata.version());
     adaptation.package.save(&uri)?;
-    let decision = promote(registry, &uri, &config.policy)?;
-    let sink = sink.unwrap_or(source);
-    sink.execute(
-        "UPDATE cargo_adaptation SET finished_at = now(), challenger_version = $2, promoted = $3,
-             reason = $4, parent_accuracy = $5, challenger_accuracy = $6
-         WHERE attempt = $1",
-        &[
-            &attempt_id,
-            &decision.challenger,
-            &decision.promoted,
-            &decision.reason,
-            &decision.parent_scores.union,
-            &decision.scores.union,
-        ],
-    )
-    .map_err(db("finish the attempt in cargo_adaptation"))?;
-    Ok(Look::Decided(Box::new(Attempt {
-        attempt: attempt_id,
-        ids: (range.first, range.last),
-        rows: new.len() as u64,
-        resumed,
-        package: uri,
-        decision,
-        seconds: started.elapsed().as_secs_f64(),
-    })))
+    // The challenger was made here, from these rows, a moment ago: its lineage's scores are
+    // this process's own (see `promote` and `promote_rescored`).
+    let decision = promote(&config.registry, &uri, &config.policy)?;
+    Ok((uri, decision))
 }
 
-/// The labelled `cargo` rows with ids in `first..=last`, in id order.
-/// Rows whose target is not one of the model's `classes` are left out.
-fn new_rows(source: &mut Client, first: i64, last: i64, classes: usize) -> Result<Manifest> {
+/// The usable new rows of an attempt and the last id among them.
+struct NewRows {
+    manifest: Manifest,
+    last_id: Option<i64>,
+}
+
+/// The rows an attempt learns from: labelled `cargo` rows with ids from `first` (to `last`)
+/// whose target is one of the model's `classes` and whose image exists under `data_root`
+/// (by the stream's path rule), each image path once (its first row), in id order. The start
+/// condition counts exactly these.
+fn usable_rows(
+    source: &mut Client,
+    first: i64,
+    last: Option<i64>,
+    classes: usize,
+    data_root: &std::path::Path,
+) -> Result<NewRows> {
     let classes = i32::try_from(classes).unwrap_or(i32::MAX);
     let rows = source
         .query(
-            "SELECT image_path, target FROM cargo
-             WHERE id >= $1::bigint AND id <= $2::bigint AND image_path IS NOT NULL
-               AND target >= 0 AND target < $3
+            "SELECT id::bigint, image_path, target FROM cargo
+             WHERE id >= $1::bigint AND ($2::bigint IS NULL OR id <= $2::bigint)
+               AND image_path IS NOT NULL AND target >= 0 AND target < $3
              ORDER BY id",
             &[&first, &last, &classes],
         )
         .map_err(|e| db_error("read the new rows from cargo", e))?;
+    let mut seen = std::collections::HashSet::new();
     let mut samples = Vec::with_capacity(rows.len());
+    let mut last_id = None;
     for row in rows {
-        let target: i32 = row.get(1);
-        let image_path: String = row.get(0);
-        samples.push(Sample::new(image_path, target.unsigned_abs()));
+        let image_path: String = row.get(1);
+        if seen.contains(&image_path) {
+            continue;
+        }
+        let usable = resolve_under(data_root, &image_path).is_ok_and(|path| path.is_file());
+        seen.insert(image_path.clone());
+        if usable {
+            let target: i32 = row.get(2);
+            last_id = Some(row.get::<_, i64>(0));
+            samples.push(Sample::new(image_path, target.unsigned_abs()));
+        }
     }
-    Ok(Manifest::new(samples))
+    Ok(NewRows {
+        manifest: Manifest::new(samples),
+        last_id,
+    })
 }

@@ -35,29 +35,32 @@ pub fn resolve_image_path(
     resolve_under(root, relative).map_err(|e| e.to_string())
 }
 
-/// Predicts `rows` (images under `root`) with `predictor`. A row whose image is missing or
-/// undecodable becomes an error; only a model failure is an `Err`.
+/// Predicts `rows` (images under `root`) with `predictor`. A row whose image is refused by
+/// the path rule, missing or undecodable becomes an error; only a model failure is an `Err`.
+/// Images are opened by [`Predictor::predict_under`], which reads only what the rule checked.
 pub fn predict_rows(
     predictor: &Predictor,
     root: &Path,
     rows: &[SourceRow],
 ) -> Result<BatchOutcome> {
     let mut outcome = BatchOutcome::default();
-    let mut paths = Vec::with_capacity(rows.len());
+    let mut relatives = Vec::with_capacity(rows.len());
     let mut readable = Vec::with_capacity(rows.len());
     for row in rows {
-        match resolve_image_path(root, row.image_path.as_deref()) {
-            Ok(path) => {
-                paths.push(path);
+        match row.image_path.as_deref() {
+            Some(relative) => {
+                relatives.push(relative);
                 readable.push(row);
             }
-            Err(reason) => outcome.errors.push(error_row(row, reason)),
+            None => outcome
+                .errors
+                .push(error_row(row, "image_path is NULL".into())),
         }
     }
     let classes = predictor.classes().len();
     for (row, result) in readable
         .into_iter()
-        .zip(predictor.predict_paths_with_features(&paths)?)
+        .zip(predictor.predict_under(root, &relatives)?)
     {
         match result {
             Ok((p, features)) => {

@@ -62,19 +62,12 @@ fn shown(url: Option<&str>) -> String {
     url.map_or_else(|| "the PG* environment".into(), redact)
 }
 
-/// A database error for `what`, with the server's message (postgres' own `Display` says only
-/// "db error") or the I/O cause; the driver's error is kept as the source.
+/// A database error for `what`; the driver's error (with the server's message) is its source
+/// ([`Error::report`] prints both).
 pub(crate) fn db_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    let mut reason = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        reason = format!("{reason}: {cause}");
-        source = cause.source();
-    }
     Error::Database {
         what: what.to_string(),
-        reason,
-        source: Some(Box::new(e)),
+        source: Box::new(e),
     }
 }
 

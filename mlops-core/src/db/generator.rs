@@ -8,6 +8,7 @@ use postgres::Client;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::schema::with_schema_lock;
 use super::{CARGO_TABLE_SQL, db_error};
 use crate::control::{Control, Progress};
 use crate::dataset::{Manifest, Sample};
@@ -17,14 +18,13 @@ use crate::error::{Error, Result};
 /// restart at 1, so predictions and stream positions made from the old table no longer match
 /// it: stream into a new database or under a new stream name).
 pub fn create_table(client: &mut Client, drop_existing: bool) -> Result<()> {
-    let mut tx = client.transaction().map_err(|e| db_error("begin", e))?;
-    if drop_existing {
-        tx.batch_execute("DROP TABLE IF EXISTS cargo")
-            .map_err(|e| db_error("drop table cargo", e))?;
-    }
-    tx.batch_execute(CARGO_TABLE_SQL)
-        .map_err(|e| db_error("create table cargo", e))?;
-    tx.commit().map_err(|e| db_error("commit", e))
+    with_schema_lock(client, |tx| {
+        if drop_existing {
+            tx.batch_execute("DROP TABLE IF EXISTS cargo")?;
+        }
+        tx.batch_execute(CARGO_TABLE_SQL)
+    })
+    .map_err(|e| db_error("create table cargo", e))
 }
 
 /// Appends every sample of `manifest` to `cargo` with one `COPY`, in one transaction (all rows

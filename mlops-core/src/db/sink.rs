@@ -44,6 +44,40 @@ CREATE TABLE IF NOT EXISTS cargo_drift (
 );
 CREATE INDEX IF NOT EXISTS cargo_drift_checked_at ON cargo_drift (checked_at);";
 
+/// What each long-running job says of itself, for dashboards: one row per job and name
+/// (`stream` / `kafka_consumer` with the stream's name, `adapter` with the stream it adapts
+/// for), replaced whenever the state changes.
+pub const HEALTH_TABLE_SQL: &str = "
+CREATE TABLE IF NOT EXISTS cargo_health (
+    job text NOT NULL,
+    name text NOT NULL,
+    state text NOT NULL,
+    model_version text,
+    detail text,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (job, name)
+);";
+
+/// Records the state of a job (see [`HEALTH_TABLE_SQL`]).
+pub fn write_health(
+    client: &mut impl GenericClient,
+    job: &str,
+    name: &str,
+    state: &str,
+    model_version: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), postgres::Error> {
+    client.execute(
+        "INSERT INTO cargo_health (job, name, state, model_version, detail)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (job, name) DO UPDATE SET state = EXCLUDED.state,
+             model_version = EXCLUDED.model_version, detail = EXCLUDED.detail,
+             updated_at = now()",
+        &[&job, &name, &state, &model_version, &detail],
+    )?;
+    Ok(())
+}
+
 /// One predicted row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PredictionRow {
@@ -109,9 +143,13 @@ pub fn write_drift(
     )
 }
 
-/// Creates the output tables if absent.
+/// Creates the output tables and `cargo_health` if absent (under the schema lock, see
+/// [`super::schema`]).
 pub fn ensure_prediction_tables(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    client.batch_execute(PREDICTION_TABLES_SQL)
+    super::schema::with_schema_lock(client, |tx| {
+        tx.batch_execute(PREDICTION_TABLES_SQL)?;
+        tx.batch_execute(HEALTH_TABLE_SQL)
+    })
 }
 
 /// Records the model's class names in `cargo_class` (for dashboards), replacing names of the

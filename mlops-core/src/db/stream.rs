@@ -10,15 +10,18 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use postgres::Client;
+use postgres::{Client, GenericClient};
 use serde::{Deserialize, Serialize};
 
 use super::batch::predict_rows;
 use super::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
-use super::sink::{ensure_prediction_tables, write_classes, write_drift, write_outcomes};
+use super::schema::with_schema_lock;
+use super::sink::{
+    ensure_prediction_tables, write_classes, write_drift, write_health, write_outcomes,
+};
 use super::tail::{Position, ensure_position_tables, load_position, poll_next, save_position};
-use crate::adapt::{ChampionWatch, ServingModel};
-use crate::control::{Control, Detail, Progress};
+use crate::adapt::{ChampionHealth, ChampionWatch, ServingModel};
+use crate::control::{Control, Progress};
 use crate::drift::{DriftCheck, DriftMonitor, MonitorConfig};
 use crate::error::{Error, Result};
 use crate::predict::Predictor;
@@ -97,6 +100,9 @@ pub struct StreamStats {
     pub drift_alarms: u64,
     /// Models swapped in (see [`StreamConfig::champion`]).
     pub swaps: u64,
+    /// Whether the stream serves the champion it follows (also in `cargo_health`).
+    #[serde(default)]
+    pub champion: ChampionHealth,
     /// The version of the model serving at the end.
     pub model_version: String,
     /// Ids still awaited (gaps) at the end.
@@ -124,7 +130,7 @@ impl Session {
             sink,
             position: None,
         };
-        ensure_tables(session.sink(), classes)
+        ensure_stream_tables(session.sink(), classes)
             .map_err(|e| classify("create the output tables", e))?;
         Ok(session)
     }
@@ -134,22 +140,17 @@ impl Session {
     }
 }
 
-/// Creates the output and position tables. Concurrent `CREATE TABLE IF NOT EXISTS` of the same
-/// table can fail in PostgreSQL, so starting consumers take turns on an advisory lock. The
-/// model's class names go to `cargo_class`.
-pub(crate) fn ensure_tables(
-    client: &mut Client,
+/// What a stream or a Kafka consumer creates when it starts: the output and position tables,
+/// under the schema lock ([`super::schema`]), and the model's class names in `cargo_class`.
+pub fn ensure_stream_tables(
+    client: &mut impl GenericClient,
     classes: &[String],
 ) -> std::result::Result<(), postgres::Error> {
-    let mut tx = client.transaction()?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtext('mlops.stream.tables'))",
-        &[],
-    )?;
-    ensure_prediction_tables(&mut tx)?;
-    ensure_position_tables(&mut tx)?;
-    write_classes(&mut tx, classes)?;
-    tx.commit()
+    with_schema_lock(client, |tx| {
+        ensure_prediction_tables(tx)?;
+        ensure_position_tables(tx)?;
+        write_classes(tx, classes)
+    })
 }
 
 /// What one step did.
@@ -178,14 +179,25 @@ pub fn stream_predictions(
         Some(Session::open(config, predictor.classes().names()).map_err(StepError::into_error)?);
     let name = format!("stream {}", config.stream);
     let mut serving = ServingModel::new(predictor, model_version, config.champion.clone());
-    serving.refresh();
+    serving.start()?;
     let mut monitor = drift_monitor(config.drift.as_ref(), &name, serving.predictor())?;
     let mut backoff = Backoff::new(config.max_backoff);
     let mut awaited = 0;
+    let mut health_written = None;
     while !control.is_cancelled() {
         if serving.refresh() {
             monitor = drift_monitor(config.drift.as_ref(), &name, serving.predictor())?;
             stats.swaps = serving.swaps();
+        }
+        stats.champion = serving.health().clone();
+        if let Some(s) = session.as_mut() {
+            record_health(
+                s.sink(),
+                "stream",
+                &config.stream,
+                &serving,
+                &mut health_written,
+            );
         }
         let result = match session.as_mut() {
             Some(s) => step(s, config, &serving, &mut monitor, &mut stats),
@@ -206,10 +218,7 @@ pub fn stream_predictions(
                     }
                     sleep_unless_cancelled(config.poll_interval, control);
                 } else {
-                    control.report(
-                        Progress::items("stream", stats.rows, None)
-                            .with_detail(Detail::Stream(&stats)),
-                    );
+                    control.report(Progress::items("stream", stats.rows, None).with_detail(&stats));
                 }
             }
             Err(StepError::Transient(error)) => {
@@ -222,9 +231,42 @@ pub fn stream_predictions(
     }
     stats.awaited_ids = awaited;
     stats.swaps = serving.swaps();
+    stats.champion = serving.health().clone();
     stats.model_version = serving.version().to_string();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Writes the job's row of `cargo_health` when its state or model changed since the last
+/// write (`written`); a failed write is tried again next time (logged at debug level).
+pub(crate) fn record_health(
+    client: &mut impl GenericClient,
+    job: &str,
+    name: &str,
+    serving: &ServingModel<'_>,
+    written: &mut Option<(ChampionHealth, String)>,
+) {
+    let now = (serving.health().clone(), serving.version().to_string());
+    if written.as_ref() == Some(&now) {
+        return;
+    }
+    let detail = match &now.0 {
+        ChampionHealth::Unavailable { version, reason } => {
+            Some(format!("champion {version}: {reason}"))
+        }
+        _ => None,
+    };
+    match write_health(
+        client,
+        job,
+        name,
+        now.0.name(),
+        Some(&now.1),
+        detail.as_deref(),
+    ) {
+        Ok(()) => *written = Some(now),
+        Err(e) => log::debug!("{job} {name}: cargo_health not written: {e}"),
+    }
 }
 
 /// The stream's drift monitor: `None` when monitoring is off or the model has no reference

@@ -92,9 +92,9 @@ pub struct Advance {
     pub opened: Vec<i32>,
 }
 
-/// Creates the position tables if absent.
+/// Creates the position tables if absent (under the schema lock, see [`super::schema`]).
 pub fn ensure_position_tables(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    client.batch_execute(POSITION_TABLES_SQL)
+    super::schema::create_tables(client, POSITION_TABLES_SQL)
 }
 
 /// Loads the position of `stream` (the start when it has none).

@@ -115,6 +115,21 @@ impl DriftOptions {
         if self.method == Method::Mmd && self.permutations == 0 {
             return Err(Error::invalid("permutations", "must be at least 1"));
         }
+        // The permutation p-value is at least 1 / (permutations + 1): at or above alpha, no
+        // check could ever alarm.
+        let smallest = 1.0 / (self.permutations as f64 + 1.0);
+        if self.method == Method::Mmd && smallest >= self.alpha {
+            return Err(Error::invalid(
+                "permutations",
+                format!(
+                    "{} permutations give p-values of at least {smallest:.4}, never below alpha {}: \
+                     use at least {} permutations",
+                    self.permutations,
+                    self.alpha,
+                    (1.0 / self.alpha).floor() as usize
+                ),
+            ));
+        }
         if self.components == 0 {
             return Err(Error::invalid("components", "must be at least 1"));
         }

@@ -167,6 +167,19 @@ fn bad_input_gets_errors_that_name_the_parameter() {
             .to_string()
             .contains("alpha")
     );
+    // 19 permutations give p >= 0.05: at alpha 0.05 no check could alarm, so it is refused;
+    // one more makes the smallest p 1/21, below alpha.
+    let mut options = DriftOptions::new(Method::Mmd);
+    options.permutations = 19;
+    let message = DriftDetector::fit(&reference, options.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("`permutations`") && message.contains("at least 20"),
+        "{message}"
+    );
+    options.permutations = 20;
+    assert!(DriftDetector::fit(&reference, options).is_ok());
     let labels = vec![0; 50];
     let message =
         DriftDetector::fit_with_labels(&reference, &labels, DriftOptions::new(Method::Ks))

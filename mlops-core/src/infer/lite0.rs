@@ -21,7 +21,8 @@ use crate::error::{Error, Result};
 use crate::model::efficientnet::{EfficientNetLite0, FEATURES, activation_shape};
 
 /// Version of the fast path's arithmetic: part of feature-cache keys, raised whenever a change
-/// can move a feature value.
+/// can move a feature value. `tests/infer.rs` holds the hash of the features of real photos
+/// per version and instruction set and fails when the features change under the same version.
 pub const ENGINE_VERSION: &str = "lite0-fast-1";
 
 /// Seconds spent per kind of layer, summed over the images (and over threads where images run
@@ -476,24 +477,36 @@ impl Lite0Inference {
 /// spinning for it: each runs a job that keeps taking pending pool work until `work` is done.
 /// Without them a worker that went to sleep between two layers takes tens of microseconds to
 /// wake, which at batch 1 (about 60 parallel layers of 50-200 us) cost a third of the time.
+/// The spinners stop however `work` ends: a panic in it unwinds through a guard that releases
+/// them (the scope waits for its jobs before passing the panic on).
 fn with_hot_workers(threads: usize, work: impl FnOnce() + Send) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Sets the flag when dropped: at the end of `work` or while a panic unwinds it.
+    struct Release<'a>(&'a AtomicBool);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
     if threads <= 1 {
         work();
         return;
     }
-    let done = std::sync::atomic::AtomicBool::new(false);
+    let done = AtomicBool::new(false);
     rayon::scope(|scope| {
         for _ in 1..threads {
             scope.spawn(|_| {
-                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                while !done.load(Ordering::Acquire) {
                     if rayon::yield_now() != Some(rayon::Yield::Executed) {
                         std::hint::spin_loop();
                     }
                 }
             });
         }
+        let _release = Release(&done);
         work();
-        done.store(true, std::sync::atomic::Ordering::Release);
     });
 }
 
@@ -507,4 +520,43 @@ fn pointwise_weights(conv: FoldedConv) -> Result<PackedWeights> {
         ));
     }
     Ok(PackedWeights::new(&conv.weights, &conv.bias, out, inputs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forward that panics releases the spinning workers: the panic reaches the caller (it
+    /// used to leave every worker spinning at full CPU, and the caller waiting for ever).
+    #[test]
+    fn a_panicking_forward_releases_the_workers() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("a pool");
+        let (sent, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let caught = pool.install(|| {
+                std::panic::catch_unwind(|| with_hot_workers(3, || panic!("forward failed")))
+            });
+            let _ = sent.send(caught.is_err());
+            // The pool still works afterwards.
+            let _ = sent.send(pool.install(|| {
+                let mut hit = false;
+                with_hot_workers(3, || hit = true);
+                hit
+            }));
+        });
+        let timeout = std::time::Duration::from_secs(20);
+        assert_eq!(
+            finished.recv_timeout(timeout),
+            Ok(true),
+            "the panic did not come back"
+        );
+        assert_eq!(
+            finished.recv_timeout(timeout),
+            Ok(true),
+            "the pool is stuck"
+        );
+    }
 }

@@ -25,6 +25,7 @@
 
 mod depthwise;
 mod fold;
+mod head;
 mod lite0;
 mod pointwise;
 mod simd;
@@ -34,6 +35,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use sha2::{Digest, Sha256};
 
+pub(crate) use head::{LinearHead, head_probabilities};
 pub use lite0::{ENGINE_VERSION, LayerTimes, Lite0Inference};
 
 use crate::error::{Error, Result};
@@ -51,6 +53,12 @@ pub enum FeatureEngine {
 }
 
 crate::names::named_enum!(FeatureEngine, "engine", { Fast => "fast", Burn => "burn" });
+
+/// The instruction set the fast path's kernels run with on this CPU: `avx2+fma`, or
+/// `portable` (no AVX2, or forced with `MLOPS_SIMD=portable` in the environment).
+pub fn instruction_set() -> &'static str {
+    simd::instruction_set()
+}
 
 /// Images per Burn forward pass (the reference engine): larger batches are no faster on CPU
 /// and need far more memory.

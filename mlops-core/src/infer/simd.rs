@@ -5,6 +5,9 @@
 //! checks the CPU once per call and runs the kernel with the matching instruction set enabled.
 //! Everything a kernel calls must be `#[inline(always)]` so that it is compiled with those
 //! instructions too.
+//!
+//! `MLOPS_SIMD=portable` in the environment (read once per process) forces the portable
+//! kernels on any CPU: how the tests check that path on machines that would never take it.
 
 /// The vector operations the kernels use, on eight f32 lanes.
 pub(crate) trait Lanes: Copy {
@@ -140,11 +143,28 @@ pub(crate) trait Kernel {
     fn run<L: Lanes>(self, lanes: L) -> Self::Output;
 }
 
+/// Whether `MLOPS_SIMD=portable` forces the portable kernels (read once).
+fn forced_portable() -> bool {
+    static FORCED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCED.get_or_init(|| {
+        std::env::var("MLOPS_SIMD").is_ok_and(|v| v.eq_ignore_ascii_case("portable"))
+    })
+}
+
+/// AVX2 + FMA when the CPU has them and the portable path is not forced.
+#[cfg(target_arch = "x86_64")]
+fn avx2() -> Option<pulp::x86::V3> {
+    if forced_portable() {
+        return None;
+    }
+    pulp::x86::V3::try_new()
+}
+
 /// Runs `kernel` with the best lane implementation this CPU supports.
 #[inline]
 pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
     #[cfg(target_arch = "x86_64")]
-    if let Some(v3) = pulp::x86::V3::try_new() {
+    if let Some(v3) = avx2() {
         return v3.vectorize(
             #[inline(always)]
             move || kernel.run(v3),
@@ -153,10 +173,11 @@ pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
     kernel.run(Portable)
 }
 
-/// The name of the instruction set [`dispatch`] picks on this CPU.
+/// The name of the instruction set [`dispatch`] picks on this CPU (part of feature-cache
+/// keys).
 pub(crate) fn instruction_set() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if pulp::x86::V3::try_new().is_some() {
+    if avx2().is_some() {
         return "avx2+fma";
     }
     "portable"

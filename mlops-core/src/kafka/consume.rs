@@ -15,12 +15,12 @@ use rdkafka::message::Message;
 use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_TOPIC, kafka_error, message};
-use crate::adapt::{ChampionWatch, ServingModel};
-use crate::control::{Control, Detail, Progress};
+use crate::adapt::{ChampionHealth, ChampionWatch, ServingModel};
+use crate::control::{Control, Progress};
 use crate::db::batch::predict_rows;
 use crate::db::connection::{Backoff, StepError, classify, open_client};
 use crate::db::sink::{write_drift, write_outcomes};
-use crate::db::stream::{drift_monitor, ensure_tables, monitor_batch};
+use crate::db::stream::{drift_monitor, ensure_stream_tables, monitor_batch, record_health};
 use crate::db::tail::SourceRow;
 use crate::drift::{DriftCheck, MonitorConfig};
 use crate::error::{Error, Result};
@@ -92,6 +92,9 @@ pub struct ConsumeStats {
     pub drift_alarms: u64,
     /// Models swapped in (see [`ConsumeConfig::champion`]).
     pub swaps: u64,
+    /// Whether the consumer serves the champion it follows (also in `cargo_health`).
+    #[serde(default)]
+    pub champion: ChampionHealth,
     /// The version of the model serving at the end.
     pub model_version: String,
     /// Batches committed.
@@ -136,13 +139,24 @@ pub fn consume_topic(
     let mut stats = ConsumeStats::default();
     let stream = format!("kafka:{}:{}", config.topic, config.group);
     let mut serving = ServingModel::new(predictor, model_version, config.champion.clone());
-    serving.refresh();
+    serving.start()?;
     let mut monitor = drift_monitor(config.drift.as_ref(), &stream, serving.predictor())?;
     let mut last_message = Instant::now();
+    let mut health_written = None;
     while !control.is_cancelled() {
         if serving.refresh() {
             monitor = drift_monitor(config.drift.as_ref(), &stream, serving.predictor())?;
             stats.swaps = serving.swaps();
+        }
+        stats.champion = serving.health().clone();
+        if let Some(client) = sink.as_mut() {
+            record_health(
+                client,
+                "kafka_consumer",
+                &stream,
+                &serving,
+                &mut health_written,
+            );
         }
         let consumed_before = stats.messages;
         let rows = next_batch(&consumer, config, &mut stats);
@@ -205,11 +219,11 @@ pub fn consume_topic(
             );
         }
         control.report(
-            Progress::items("consume", stats.predicted + stats.errors, None)
-                .with_detail(Detail::Consume(&stats)),
+            Progress::items("consume", stats.predicted + stats.errors, None).with_detail(&stats),
         );
     }
     stats.swaps = serving.swaps();
+    stats.champion = serving.health().clone();
     stats.model_version = serving.version().to_string();
     stats.seconds = started.elapsed().as_secs_f64();
     Ok(stats)
@@ -217,7 +231,8 @@ pub fn consume_topic(
 
 fn open_sink(config: &ConsumeConfig, classes: &[String]) -> std::result::Result<Client, StepError> {
     let mut client = open_client(config.sink_url.as_deref())?;
-    ensure_tables(&mut client, classes).map_err(|e| classify("create the output tables", e))?;
+    ensure_stream_tables(&mut client, classes)
+        .map_err(|e| classify("create the output tables", e))?;
     Ok(client)
 }
 

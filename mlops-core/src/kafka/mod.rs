@@ -19,8 +19,7 @@ use crate::error::Error;
 /// A Kafka error for `what` with a message and no client error behind it.
 pub(crate) fn kafka_failure(what: &str, reason: impl Into<String>) -> Error {
     Error::Kafka {
-        what: what.to_string(),
-        reason: reason.into(),
+        what: format!("{what}: {}", reason.into()),
         source: None,
     }
 }
@@ -32,7 +31,6 @@ pub const DEFAULT_TOPIC: &str = "postgres-source-cargo";
 pub(crate) fn kafka_error(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
     Error::Kafka {
         what: what.to_string(),
-        reason: e.to_string(),
         source: Some(Box::new(e)),
     }
 }

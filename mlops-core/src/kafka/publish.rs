@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{DEFAULT_TOPIC, kafka_error, kafka_failure, message};
 use crate::blocking::block_on;
-use crate::control::{Control, Detail, Progress};
+use crate::control::{Control, Progress};
 use crate::db::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
 use crate::db::tail::{
     Position, SourceRow, ensure_position_tables, load_position, poll_next, save_position,
@@ -155,10 +155,7 @@ pub fn publish_rows(config: &PublishConfig, control: &Control) -> Result<Publish
             }
             Ok(Step::Worked) => {
                 backoff.reset();
-                control.report(
-                    Progress::items("publish", stats.rows, None)
-                        .with_detail(Detail::Publish(&stats)),
-                );
+                control.report(Progress::items("publish", stats.rows, None).with_detail(&stats));
             }
             Err(StepError::Transient(error)) => {
                 session = None;

@@ -22,8 +22,8 @@ use crate::dataset::{ClassMap, Manifest};
 use crate::drift::ReferenceSample;
 use crate::error::{Error, Result};
 use crate::infer::{FeatureEngine, FeatureExtractor};
+use crate::infer::{LinearHead, head_probabilities};
 use crate::model::{Backbone, Classifier, TAIL_UNITS, activation_shape, seeded_linear};
-use crate::predict::{LinearHead, head_probabilities};
 use crate::vision::Preprocess;
 
 mod evaluate;
@@ -241,7 +241,7 @@ pub(crate) fn record_epoch(
 ) {
     control.report(
         crate::control::Progress::items("epochs", metrics.epoch as u64, Some(epochs as u64))
-            .with_detail(crate::control::Detail::Epoch(&metrics)),
+            .with_detail(&metrics),
     );
     history.push(metrics);
 }

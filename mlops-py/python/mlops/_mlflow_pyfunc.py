@@ -37,12 +37,14 @@ class MlopsPyfunc(PythonModel):
             resolved = []
             for relative in model_input["image_path"]:
                 try:
-                    resolved.append(resolve_under(self.data_root, str(relative)))
+                    resolve_under(self.data_root, str(relative))
+                    resolved.append(str(relative))
                 except InvalidParameterError as e:
                     resolved.append(e)
             paths = [r for r in resolved if not isinstance(r, InvalidParameterError)]
-            # Every readable path in one model call (batched and parallel in Rust).
-            predictions = iter(self.model.predict_paths(paths) if paths else [])
+            # Every accepted path in one model call (batched and parallel in Rust), each opened
+            # by the path rule: what is read is what was checked.
+            predictions = iter(self.model.predict_under(self.data_root, paths) if paths else [])
             rows = []
             for r in resolved:
                 if isinstance(r, InvalidParameterError):

@@ -5,7 +5,7 @@ it is better, and let running streams hot-swap to it.
     registry.init(monday_model)                              # the first champion
     result = mlops.adapt.adapt(registry.champion_model(), new=(tuesday_root, tuesday_rows),
                                old=(monday_root, monday_train), old_holdout=monday_test)
-    decision = registry.promote(result.model)                # saved under models/<version>
+    decision = registry.promote(result)        # both models scored again on its held-out rows
     mlops.stream(model, url, data_root, champion=registry.uri)  # swaps between batches
 
 The pointer is atomic on every store (one create-only object per generation): of two
@@ -28,13 +28,16 @@ Data = Tuple[PathLike, Manifest]
 
 @dataclass
 class Adaptation:
-    """An adapted model (not yet saved or promoted) and its lineage: parent version, strategy,
-    budget, seed, row counts, data hashes, and both models' accuracies on the held-out old
-    (``old``), new (``new``) and all (``union``) rows."""
+    """An adapted model (not yet saved or promoted) and its lineage: parent version (and
+    champion generation, for a model from a registry), strategy, budget, seed, row counts, data
+    hashes, and both models' accuracies on the held-out old (``old``), new (``new``) and all
+    (``union``) rows; ``held_out``: those rows (``old_root``, ``old``, ``new_root``, ``new``),
+    which :meth:`Registry.promote` scores both models on again."""
 
     model: Model
     lineage: Dict[str, Any]
     skipped: List[List[str]]
+    held_out: Dict[str, Any]
 
 
 def adapt(
@@ -59,7 +62,7 @@ def adapt(
         train["feature_cache"] = str(train["feature_cache"])
     config = {"strategy": strategy, "budget": {"count": budget}, "holdout": holdout, "train": train}
     (new_root, new_rows), (old_root, old_rows) = new, old
-    native, lineage, skipped = _rs.adapt(
+    native, lineage, skipped, held_out = _rs.adapt(
         model._native,
         Path(new_root),
         new_rows.to_jsonl(),
@@ -69,8 +72,9 @@ def adapt(
         json.dumps(config),
         source,
         (lambda text: progress(json.loads(text))) if progress is not None else None,
+        getattr(model, "_champion_generation", None),
     )
-    return Adaptation(Model(native), json.loads(lineage), json.loads(skipped))
+    return Adaptation(Model(native), json.loads(lineage), json.loads(skipped), json.loads(held_out))
 
 
 class Registry:
@@ -98,11 +102,16 @@ class Registry:
         return f"{self.uri}/{package}" if package.startswith("models/") else package
 
     def champion_model(self, backend: str = "flex") -> Model:
-        """The champion, loaded."""
-        uri = self.champion_uri()
-        if uri is None:
+        """The champion, loaded; :func:`adapt` records its generation in the lineage, so the
+        challenger is judged stale once the pointer moves on."""
+        champion = self.champion()
+        if champion is None:
             raise LookupError(f"{self.uri} has no champion yet")
-        return Model.load(uri, backend=backend)
+        package = champion["package"]
+        uri = f"{self.uri}/{package}" if package.startswith("models/") else package
+        model = Model.load(uri, backend=backend)
+        model._champion_generation = champion["generation"]
+        return model
 
     def history(self) -> List[Dict[str, Any]]:
         """Every champion, oldest first."""
@@ -113,17 +122,33 @@ class Registry:
         return json.loads(_rs.registry_history(self.uri)[1])
 
     def init(self, model: Union[Model, str]) -> Dict[str, Any]:
-        """Makes ``model`` (a Model, saved under ``models/<version>``, or a package URI) the
-        first champion; an error if there is one."""
+        """Makes ``model`` (a Model, or a package URI, copied to ``models/<version>`` when it
+        lies outside the registry) the first champion; an error if there is one."""
         return json.loads(_rs.registry_init(self.uri, self._saved(model)))
 
-    def promote(self, model: Union[Model, str], *, margin: float = 0.02, min_gain: float = 0.0) -> Dict[str, Any]:
-        """Promotes an adapted model (a Model from :func:`adapt`, saved under
-        ``models/<version>`` first, or a package URI) if it beats the champion on the held-out
-        old + new rows by more than ``min_gain`` and loses at most ``margin`` on the old ones;
-        returns the decision (``promoted``, ``reason``, ``generation``, scores)."""
+    def promote(
+        self,
+        model: Union[Adaptation, Model, str],
+        *,
+        margin: float = 0.02,
+        min_gain: float = 0.0,
+        held_out: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Promotes an adapted model if it beats the champion on the held-out old + new rows by
+        more than ``min_gain`` and loses at most ``margin`` on the old ones; returns the
+        decision (``promoted``, ``reason``, ``generation``, scores, ``rescored``).
+
+        ``model`` is an :class:`Adaptation` (both models are then scored again on its held-out
+        rows before the pointer moves), a Model (saved under ``models/<version>`` first) or a
+        package URI. For a Model or a URI the lineage's stored scores are trusted unless
+        ``held_out`` (``old_root``, ``old``, ``new_root``, ``new``: an Adaptation's
+        ``held_out``) is given: give it for packages from elsewhere (a shared bucket)."""
+        if isinstance(model, Adaptation):
+            held_out = model.held_out if held_out is None else held_out
+            model = model.model
         policy = json.dumps({"margin": margin, "min_gain": min_gain})
-        return json.loads(_rs.promote(self.uri, self._saved(model), policy))
+        rows = json.dumps(held_out) if held_out is not None else None
+        return json.loads(_rs.promote(self.uri, self._saved(model), policy, rows))
 
     def _saved(self, model: Union[Model, str]) -> str:
         if isinstance(model, Model):

@@ -96,6 +96,15 @@ class Model:
         results = self._native.predict_paths([Path(p) for p in strings])
         return [PathPrediction(p, t, probs, err) for p, (t, probs, err) in zip(strings, results)]
 
+    def predict_under(self, root: PathLike, relatives: Sequence[str]) -> List[PathPrediction]:
+        """Predicts images by their paths relative to ``root`` under the one path rule
+        (:func:`mlops.paths.resolve_under`): a path that leaves ``root`` gets an error entry, and
+        each file is opened without following links that appeared after the check, so a writer
+        under ``root`` cannot swap a checked file for a link to one outside it."""
+        strings = [str(r) for r in relatives]
+        results = self._native.predict_under(Path(root), strings)
+        return [PathPrediction(p, t, probs, err) for p, (t, probs, err) in zip(strings, results)]
+
     def predict(self, images: np.ndarray) -> tuple:
         """Predicts a ``uint8`` batch (NxHxWxC, or one HxWxC image): ``(targets, probabilities)``."""
         return self._native.predict_array(_batch(images))

@@ -27,8 +27,10 @@ class Predictor:
         self.root = data_root
 
     def __call__(self, batch: Dict[str, np.ndarray]) -> Dict[str, Any]:
-        paths = [resolve_under(self.root, str(p)) for p in batch["image_path"]]
-        predictions = self.model.predict_paths(paths)
+        relatives = [str(p) for p in batch["image_path"]]
+        for relative in relatives:
+            resolve_under(self.root, relative)  # a path out of the root fails the batch, named
+        predictions = self.model.predict_under(self.root, relatives)
         return {
             "image_path": batch["image_path"],
             "target": np.array([-1 if p.target is None else p.target for p in predictions], dtype=np.int64),

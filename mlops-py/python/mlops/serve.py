@@ -30,15 +30,15 @@ def create_app(model: Model, data_root: PathLike) -> Any:
 
     app = FastAPI(title="mlops", version=model.version)
 
-    def resolve(relative: str):
-        """The image's path, or the HTTP error it gets."""
+    def check(relative: str):
+        """The relative path, or the HTTP error it gets (opening comes later, in Rust)."""
         try:
             path = resolve_under(data_root, relative)
         except InvalidParameterError as e:
             return HTTPException(status_code=400, detail=str(e))
         if not path.is_file():
             return HTTPException(status_code=404, detail=f"no image at {relative!r}")
-        return path
+        return relative
 
     def answer(p) -> Any:
         if p.error is not None or p.target is None or p.probabilities is None:
@@ -50,11 +50,12 @@ def create_app(model: Model, data_root: PathLike) -> Any:
         }
 
     def predict_many(relatives: List[str]) -> List[Any]:
-        """One answer or HTTP error per path; every readable path in ONE model call."""
-        resolved = [resolve(r) for r in relatives]
-        paths = [r for r in resolved if not isinstance(r, HTTPException)]
-        predictions = iter(model.predict_paths(paths) if paths else [])
-        return [r if isinstance(r, HTTPException) else answer(next(predictions)) for r in resolved]
+        """One answer or HTTP error per path; every readable path in ONE model call, each
+        opened by the path rule (a file swapped for a link after the check is refused, 422)."""
+        checked = [check(r) for r in relatives]
+        good = [r for r in checked if not isinstance(r, HTTPException)]
+        predictions = iter(model.predict_under(data_root, good) if good else [])
+        return [r if isinstance(r, HTTPException) else answer(next(predictions)) for r in checked]
 
     @app.get("/health")
     def health() -> dict:

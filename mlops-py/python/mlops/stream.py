@@ -55,6 +55,7 @@ def stream(
     drift: Union[bool, Dict[str, Any]] = True,
     champion: Optional[Union[str, PathLike]] = None,
     champion_seconds: float = 1.0,
+    champion_fallback: bool = False,
 ) -> Dict[str, Any]:
     """Predicts new ``cargo`` rows into ``cargo_prediction`` exactly once; returns the run's
     counters. With ``until_idle`` it stops once caught up, otherwise it follows the table until
@@ -70,7 +71,11 @@ def stream(
 
     ``champion`` (a registry URI, see :class:`mlops.adapt.Registry`) hot-swaps: the pointer is
     looked at between batches (at most every ``champion_seconds``) and the champion predicts
-    from the next batch on; every row records the version that made it."""
+    from the next batch on; every row records the version that made it. A champion that cannot
+    be served at start (its package deleted, of another version than the pointer names) stops
+    the call with an error unless ``champion_fallback`` lets ``model`` serve instead; later, the
+    stream goes on with the model it has, and ``champion`` in the counters (and the
+    ``cargo_health`` row) says ``unavailable`` with the reason."""
     text = _rs.stream_predictions(
         model._native,
         url,
@@ -83,6 +88,7 @@ def stream(
         _drift(drift),
         _registry(champion),
         champion_seconds,
+        champion_fallback,
     )
     return json.loads(text)
 
@@ -114,6 +120,7 @@ def kafka_consume(
     drift: Union[bool, Dict[str, Any]] = True,
     champion: Optional[Union[str, PathLike]] = None,
     champion_seconds: float = 1.0,
+    champion_fallback: bool = False,
 ) -> Dict[str, Any]:
     """Predicts a topic's rows into ``cargo_prediction`` as one consumer of ``group`` (start
     several to split the partitions); writes are idempotent by source id. Stops after
@@ -133,5 +140,6 @@ def kafka_consume(
         _drift(drift),
         _registry(champion),
         champion_seconds,
+        champion_fallback,
     )
     return json.loads(text)
