@@ -76,7 +76,7 @@ wheels:
 demo: venv demo-data
 	scripts/demo.sh
 
-## The full replay experiments of docs/experiment.md (about 10 minutes after the build).
+## The full replay experiments of docs/experiment.md (about 8 minutes after the build).
 experiment: venv demo-data
 	scripts/experiment.sh
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full replay experiments behind docs/experiment.md (`make experiment`; about 10 minutes on
+# The full replay experiments behind docs/experiment.md (`make experiment`; about 8 minutes on
 # 2 cores after the build): every strategy x budget (0, 22, 55, 110, 220, 440) x 5 seeds on
 # tuesday with the linear head, then partial fine-tuning (head convolution + BatchNorm) of four
 # strategies at the original's budget. `make demo` runs a small version of the first.
