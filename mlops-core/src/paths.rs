@@ -127,7 +127,8 @@ const ELOOP: i32 = rustix::io::Errno::LOOP.raw_os_error();
 const ELOOP: i32 = -1;
 
 /// Opens `base / inner` (`inner` relative, made of plain names) from a handle on `base`, one
-/// component at a time with `O_NOFOLLOW`; on failure, the component and the error.
+/// component at a time with `O_NOFOLLOW` (the file itself also `O_NONBLOCK`, so a FIFO planted
+/// under the root cannot hang the reader); on failure, the component and the error.
 #[cfg(unix)]
 fn open_without_links(base: &Path, inner: &Path) -> Result<std::fs::File, (PathBuf, io::Error)> {
     use rustix::fs::{Mode, OFlags, openat};
@@ -145,7 +146,7 @@ fn open_without_links(base: &Path, inner: &Path) -> Result<std::fs::File, (PathB
             | OFlags::NOFOLLOW
             | OFlags::CLOEXEC
             | if last {
-                OFlags::empty()
+                OFlags::NONBLOCK
             } else {
                 OFlags::DIRECTORY
             };

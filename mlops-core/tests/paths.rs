@@ -99,6 +99,22 @@ fn open_under_reads_what_resolve_under_accepts_and_refuses_the_rest() {
         matches!(&missing, PathRefused::Open { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
         "{missing}"
     );
+    // A FIFO planted under the root does not hang the reader (no writer: nothing to read).
+    let status = std::process::Command::new("mkfifo")
+        .arg(data.join("brick/pipe.jpg"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (sent, read) = std::sync::mpsc::channel();
+    let root = data.clone();
+    std::thread::spawn(move || {
+        let _ = sent.send(read_under(&root, "brick/pipe.jpg").map(|b| b.len()).ok());
+    });
+    assert_eq!(
+        read.recv_timeout(std::time::Duration::from_secs(10)),
+        Ok(Some(0)),
+        "reading a FIFO hung"
+    );
 }
 
 /// A writer under the data root swaps a checked file for a link to a file outside, back and
