@@ -256,9 +256,7 @@ impl Predictor {
         for part in paths.chunks(self.batch_size.max(1)) {
             let chw: Vec<Vec<f32>> = part
                 .par_iter()
-                .map(|p| {
-                    read_image(p.as_ref(), DEFAULT_MAX_ALLOC).map(|i| self.preprocess.to_chw(&i))
-                })
+                .map(|p| read_file(p.as_ref()).map(|i| self.preprocess.to_chw(&i)))
                 .collect::<Result<_>>()?;
             let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
             let features = self
@@ -299,7 +297,7 @@ impl Predictor {
         &self,
         paths: &[P],
     ) -> Result<Vec<Result<PredictionWithFeatures>>> {
-        self.predict_loaded(paths, |p| read_image(p.as_ref(), DEFAULT_MAX_ALLOC))
+        self.predict_loaded(paths, |p| read_file(p.as_ref()))
     }
 
     /// Predicts the images at `relatives` under `root` by the one path rule
@@ -375,4 +373,9 @@ impl Predictor {
             .collect();
         self.predict_paths(&paths)
     }
+}
+
+/// An image file, decoded with the default memory limit.
+fn read_file(path: &Path) -> Result<DynamicImage> {
+    read_image(path, DEFAULT_MAX_ALLOC)
 }

@@ -386,6 +386,15 @@ fn an_adaptation_killed_midway_leaves_the_pointer_and_a_rerun_finishes() {
     );
 }
 
+/// A fresh database with `cargo` and the stream's tables, and a connection to it.
+fn loop_db(name: &str) -> (String, postgres::Client) {
+    let url = fresh_db(name);
+    let mut client = connect(Some(&url)).unwrap();
+    create_table(&mut client, false).unwrap();
+    ensure_prediction_tables(&mut client).unwrap();
+    (url, client)
+}
+
 /// `n` files under `root/bad/` that are not images (exist, cannot be decoded).
 fn unreadable_images(root: &Path, n: usize) -> Vec<Sample> {
     std::fs::create_dir_all(root.join("bad")).unwrap();
@@ -414,10 +423,7 @@ fn alarm_for(url: &str, first: i64, version: &str) {
 #[test]
 fn an_attempt_that_cannot_succeed_is_finished_as_failed_and_the_loop_moves_on() {
     let _deadline = common::Deadline::new("the failing attempt", Duration::from_secs(300));
-    let url = fresh_db("adapt_failed");
-    let mut client = connect(Some(&url)).unwrap();
-    create_table(&mut client, false).unwrap();
-    ensure_prediction_tables(&mut client).unwrap();
+    let (url, mut client) = loop_db("adapt_failed");
     let data = tempfile::tempdir().unwrap();
     let mut rows = unreadable_images(data.path(), 3);
     rows.push(Sample::new("bad/missing.png", 1)); // no file
@@ -495,10 +501,7 @@ fn an_attempt_that_cannot_succeed_is_finished_as_failed_and_the_loop_moves_on() 
 #[test]
 fn the_adapter_gives_up_on_a_missing_champion_package_and_says_why() {
     let _deadline = common::Deadline::new("the adapter giving up", Duration::from_secs(120));
-    let url = fresh_db("adapt_missing");
-    let mut client = connect(Some(&url)).unwrap();
-    create_table(&mut client, false).unwrap();
-    ensure_prediction_tables(&mut client).unwrap();
+    let (url, mut client) = loop_db("adapt_missing");
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::new(dir.path().join("registry").display().to_string());
     let parent = registry

@@ -62,10 +62,10 @@ CREATE INDEX IF NOT EXISTS cargo_adaptation_stream ON cargo_adaptation (stream, 
 /// Creates `cargo_adaptation` and `cargo_health` if absent (under the schema lock, see
 /// [`super::schema`]).
 pub fn ensure_adaptation_table(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    super::schema::with_schema_lock(client, |tx| {
-        tx.batch_execute(ADAPTATION_TABLE_SQL)?;
-        tx.batch_execute(super::sink::HEALTH_TABLE_SQL)
-    })
+    super::schema::create_tables(
+        client,
+        &[ADAPTATION_TABLE_SQL, super::sink::HEALTH_TABLE_SQL],
+    )
 }
 
 /// How the closed loop runs.

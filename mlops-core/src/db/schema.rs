@@ -26,7 +26,10 @@ pub fn with_schema_lock<T>(
     Ok(out)
 }
 
-/// Runs the `CREATE ... IF NOT EXISTS` statements `sql` under the schema lock.
-pub fn create_tables(client: &mut impl GenericClient, sql: &str) -> Result<(), postgres::Error> {
-    with_schema_lock(client, |tx| tx.batch_execute(sql))
+/// Runs the `CREATE ... IF NOT EXISTS` statements of every text in `sql` under the schema lock,
+/// in one transaction.
+pub fn create_tables(client: &mut impl GenericClient, sql: &[&str]) -> Result<(), postgres::Error> {
+    with_schema_lock(client, |tx| {
+        sql.iter().try_for_each(|s| tx.batch_execute(s))
+    })
 }

@@ -146,10 +146,7 @@ pub fn write_drift(
 /// Creates the output tables and `cargo_health` if absent (under the schema lock, see
 /// [`super::schema`]).
 pub fn ensure_prediction_tables(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    super::schema::with_schema_lock(client, |tx| {
-        tx.batch_execute(PREDICTION_TABLES_SQL)?;
-        tx.batch_execute(HEALTH_TABLE_SQL)
-    })
+    super::schema::create_tables(client, &[PREDICTION_TABLES_SQL, HEALTH_TABLE_SQL])
 }
 
 /// Records the model's class names in `cargo_class` (for dashboards), replacing names of the

@@ -17,9 +17,10 @@ use super::batch::predict_rows;
 use super::connection::{Backoff, StepError, classify, open_client, sleep_unless_cancelled};
 use super::schema::with_schema_lock;
 use super::sink::{
-    ensure_prediction_tables, write_classes, write_drift, write_health, write_outcomes,
+    HEALTH_TABLE_SQL, PREDICTION_TABLES_SQL, write_classes, write_drift, write_health,
+    write_outcomes,
 };
-use super::tail::{Position, ensure_position_tables, load_position, poll_next, save_position};
+use super::tail::{POSITION_TABLES_SQL, Position, load_position, poll_next, save_position};
 use crate::adapt::{ChampionHealth, ChampionWatch, ServingModel};
 use crate::control::{Control, Progress};
 use crate::drift::{DriftCheck, DriftMonitor, MonitorConfig};
@@ -147,8 +148,9 @@ pub fn ensure_stream_tables(
     classes: &[String],
 ) -> std::result::Result<(), postgres::Error> {
     with_schema_lock(client, |tx| {
-        ensure_prediction_tables(tx)?;
-        ensure_position_tables(tx)?;
+        for sql in [PREDICTION_TABLES_SQL, HEALTH_TABLE_SQL, POSITION_TABLES_SQL] {
+            tx.batch_execute(sql)?;
+        }
         write_classes(tx, classes)
     })
 }

@@ -94,7 +94,7 @@ pub struct Advance {
 
 /// Creates the position tables if absent (under the schema lock, see [`super::schema`]).
 pub fn ensure_position_tables(client: &mut impl GenericClient) -> Result<(), postgres::Error> {
-    super::schema::create_tables(client, POSITION_TABLES_SQL)
+    super::schema::create_tables(client, &[POSITION_TABLES_SQL])
 }
 
 /// Loads the position of `stream` (the start when it has none).
