@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: prepare test-build features-check experiment bench-drift-monitor fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: prepare test-build features-check experiment bench-drift-monitor fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-corrupt-peer bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -102,6 +102,13 @@ bench-data: wheels build-tools
 bench-pillow: bench-data venv
 	$(CARGO) build $(PROFILE) --example corrupt_timing
 	$(PY) benches/pillow_compare.py
+
+## ImageNet-C side by side with imagecorruptions 1.1.2 (the oracle of the tests): every
+## corruption and severity at 224 and 512 px, one core each, in one run (docs/benchmarks.md).
+bench-corrupt-peer: venv demo-data
+	$(VENV)/bin/maturin develop $(PROFILE) --quiet -m mlops-py/Cargo.toml
+	mkdir -p target/bench-results
+	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 RAYON_NUM_THREADS=1 taskset -c 0 $(PY) benches/imagenet_c_compare.py | tee target/bench-results/imagenet_c.md
 
 ## Model stage timings: forward per engine (our fast path, Burn flex, burn-ndarray) with each
 ## one's share of the FMA peak, the 15-epoch training against the original's way, and where the

@@ -47,4 +47,15 @@ scripts/with-services.sh scripts/demo-stream.sh
 echo "== 8. the closed loop: drift alarm -> adaptation with replay -> promotion -> hot swap"
 scripts/with-services.sh scripts/demo-loop.sh
 
+echo "== 9. robustness: the demo model's error on ImageNet-C's 19 corruptions x 5 severities of"
+echo "      monday's test set (50 images per cell), mCE against a small CNN trained from scratch"
+example train -- --root data/monday --train data/monday_train.jsonl --test data/monday_test.jsonl \
+  --backbone small_cnn --mode fine_tune --size 32 --epochs 8 --out "$out/models/small_cnn" --quiet >/dev/null
+example robustness -- --model "$out/models/small_cnn" --name "small CNN (baseline)" --root data/monday \
+  --manifest data/monday_test.jsonl --limit 50 --seed 7 --out "$out/robustness/baseline" --quiet 2>/dev/null
+example robustness -- --model "$out/models/monday" --name "EfficientNet-Lite0 + head" --root data/monday \
+  --manifest data/monday_test.jsonl --limit 50 --seed 7 --baseline "$out/robustness/baseline/robustness.json" \
+  --out "$out/robustness/monday" --quiet
+echo "report and heat map: $out/robustness/monday/robustness.{md,png}"
+
 echo "demo outputs in $out"

@@ -133,7 +133,7 @@ pub fn encode(image: &DynamicImage, format: ImageFormat, path: &Path) -> Result<
     };
     let mut out = Vec::new();
     if format == ImageFormat::Jpeg {
-        encode_jpeg(&image, &mut out).map_err(encode_error)?;
+        encode_jpeg(&image, JPEG_QUALITY, &mut out).map_err(encode_error)?;
     } else {
         image
             .write_to(&mut Cursor::new(&mut out), format)
@@ -153,7 +153,11 @@ const JPEG_MAX_SIDE: u32 = 65_500;
 /// libjpeg reports errors by unwinding (mozjpeg's documented contract); the unwind is caught
 /// here and becomes an encoding error. The sizes libjpeg refuses are checked first, so none is
 /// expected.
-fn encode_jpeg(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()> {
+pub(crate) fn encode_jpeg(
+    image: &DynamicImage,
+    quality: u8,
+    out: &mut Vec<u8>,
+) -> image::ImageResult<()> {
     use mozjpeg::{ColorSpace, Compress};
     let error = |message: String| {
         image::ImageError::Encoding(image::error::EncodingError::new(
@@ -176,7 +180,7 @@ fn encode_jpeg(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()
         let mut compress = Compress::new(space);
         compress.set_fastest_defaults();
         compress.set_size(width as usize, height as usize);
-        compress.set_quality(f32::from(JPEG_QUALITY));
+        compress.set_quality(f32::from(quality));
         let mut started = compress.start_compress(Vec::new())?;
         started.write_scanlines(pixels)?;
         started.finish()
@@ -189,6 +193,20 @@ fn encode_jpeg(image: &DynamicImage, out: &mut Vec<u8>) -> image::ImageResult<()
         Ok(Err(e)) => Err(error(e.to_string())),
         Err(_) => Err(error("libjpeg refused the image".into())),
     }
+}
+
+/// Decodes a baseline JPEG written by [`encode_jpeg`] to 8-bit RGB with libjpeg-turbo (islow
+/// DCT, fancy upsampling: Pillow's decoder settings), so a JPEG round trip gives Pillow's pixels.
+pub(crate) fn decode_jpeg_rgb(bytes: &[u8]) -> std::io::Result<image::RgbImage> {
+    let decoded = std::panic::catch_unwind(|| -> std::io::Result<image::RgbImage> {
+        let mut started = mozjpeg::Decompress::new_mem(bytes)?.rgb()?;
+        let (width, height) = (started.width() as u32, started.height() as u32);
+        let pixels: Vec<u8> = started.read_scanlines()?;
+        started.finish()?;
+        image::RgbImage::from_raw(width, height, pixels)
+            .ok_or_else(|| std::io::Error::other("libjpeg returned a short image"))
+    });
+    decoded.unwrap_or_else(|_| Err(std::io::Error::other("libjpeg refused the image")))
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, renamed over the

@@ -204,6 +204,8 @@ pub mod paths;
 pub mod predict;
 #[cfg(feature = "charts")]
 pub mod report;
+#[cfg(feature = "train")]
+pub mod robustness;
 pub mod seed;
 pub mod select;
 pub mod stats;

@@ -39,7 +39,7 @@ fn at_path(e: Error, path: &Path) -> Error {
     }
 }
 
-fn chart_error(e: impl std::fmt::Display) -> Error {
+pub(crate) fn chart_error(e: impl std::fmt::Display) -> Error {
     Error::Chart {
         path: "chart".into(),
         reason: e.to_string(),
@@ -299,12 +299,48 @@ fn confusion_chart<DB: DrawingBackend>(
     root.present().map_err(chart_error)
 }
 
+/// Draws a chart into an SVG file at `path` (atomically).
+pub(crate) fn write_svg(
+    path: &Path,
+    size: (u32, u32),
+    draw: &dyn Fn(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let mut text = String::new();
+    draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())
+        .map_err(|e| at_path(e, path))?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// Draws a chart into a PNG file at `path` (atomically).
+pub(crate) fn write_png(
+    path: &Path,
+    (w, h): (u32, u32),
+    draw: &dyn Fn(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>,
+) -> Result<()> {
+    let mut buffer = vec![0u8; (w * h * 3) as usize];
+    draw(&BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area())
+        .map_err(|e| at_path(e, path))?;
+    let image =
+        image::RgbImage::from_raw(w, h, buffer).ok_or_else(|| chart_error("buffer size"))?;
+    let bytes = crate::imageio::encode(
+        &image::DynamicImage::ImageRgb8(image),
+        image::ImageFormat::Png,
+        path,
+    )?;
+    write_atomic(path, &bytes)
+}
+
+/// Registers `font` (TrueType bytes) as the charts' sans-serif face.
+pub(crate) fn register_font(font: &'static [u8]) -> Result<()> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
+        .map_err(|_| chart_error("the font could not be read"))
+}
+
 /// Writes `accuracy_budget`, `forgetting_budget`, `plasticity_budget` (one panel per shift)
 /// and `confusion` (the best run's) as `.svg` and `.png` into `out`, with `font` (TrueType
 /// bytes) for all text.
 pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]) -> Result<()> {
-    plotters::style::register_font("sans-serif", FontStyle::Normal, font)
-        .map_err(|_| chart_error("the font could not be read"))?;
+    register_font(font)?;
     let (w, h) = (
         1400u32,
         80 + 520 * results.shifts.len().div_ceil(2).max(1) as u32,
@@ -325,12 +361,7 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
     let svg = |name: &str,
                size: (u32, u32),
                draw: &dyn Fn(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<()>|
-     -> Result<()> {
-        let mut text = String::new();
-        draw(&SVGBackend::with_string(&mut text, size).into_drawing_area())
-            .map_err(|e| at_path(e, &out.join(name)))?;
-        write_atomic(&out.join(name), text.as_bytes())
-    };
+     -> Result<()> { write_svg(&out.join(name), size, draw) };
     for (name, plotted) in charts {
         svg(&format!("{name}.svg"), (w, h), &|a| {
             budget_chart(a, results, plotted)
@@ -340,21 +371,9 @@ pub fn write_charts(results: &ExperimentResults, out: &Path, font: &'static [u8]
         confusion_chart(a, results, &best)
     })?;
     let png = |name: &str,
-               (w, h): (u32, u32),
+               size: (u32, u32),
                draw: &dyn Fn(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<()>|
-     -> Result<()> {
-        let mut buffer = vec![0u8; (w * h * 3) as usize];
-        draw(&BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area())
-            .map_err(|e| at_path(e, &out.join(name)))?;
-        let image =
-            image::RgbImage::from_raw(w, h, buffer).ok_or_else(|| chart_error("buffer size"))?;
-        let bytes = crate::imageio::encode(
-            &image::DynamicImage::ImageRgb8(image),
-            image::ImageFormat::Png,
-            &out.join(name),
-        )?;
-        write_atomic(&out.join(name), &bytes)
-    };
+     -> Result<()> { write_png(&out.join(name), size, draw) };
     for (name, plotted) in charts {
         png(&format!("{name}.png"), (w, h), &|a| {
             budget_chart(a, results, plotted)

@@ -53,6 +53,7 @@ fn every_enum_has_one_spelling() {
     one_spelling::<Distance>(Distance::NAMES);
     one_spelling::<Strategy>(Strategy::NAMES);
     one_spelling::<CorruptionKind>(CorruptionKind::NAMES);
+    one_spelling::<mlops_core::corrupt::ImagenetCKind>(mlops_core::corrupt::ImagenetCKind::NAMES);
     assert_eq!(TrainMode::FineTune.to_string(), "fine_tune");
 }
 
@@ -81,7 +82,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "train", "artifact", "predict", "embed",
         ],
     ),
-    ("pipeline", &["experiment", "report", "adapt"]),
+    ("pipeline", &["experiment", "report", "robustness", "adapt"]),
     ("service", &["db", "kafka"]),
 ];
 

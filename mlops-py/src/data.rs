@@ -40,6 +40,15 @@ pub(crate) fn corrupt_array<'py>(
     Ok((out.into_pyarray(py), to_json(&drawn)?))
 }
 
+/// Sets where frost's textures are read from: the `imagecorruptions` wheel or its `frost`
+/// folder.
+#[pyfunction]
+pub(crate) fn set_frost_textures(source: PathBuf) -> BindingResult<()> {
+    Ok(mlops_core::corrupt::imagenet_c::set_frost_textures(
+        &source,
+    )?)
+}
+
 /// Corrupts a folder; returns the report as JSON. `callback(done, total)` is called after each
 /// file; Ctrl-C stops after the files in hand.
 #[pyfunction]

@@ -38,6 +38,7 @@ fn _mlops_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<drift::DriftDetector>()?;
     m.add_function(wrap_pyfunction!(data::corrupt_array, m)?)?;
     m.add_function(wrap_pyfunction!(data::corrupt_folder, m)?)?;
+    m.add_function(wrap_pyfunction!(data::set_frost_textures, m)?)?;
     m.add_function(wrap_pyfunction!(data::list_folder, m)?)?;
     m.add_function(wrap_pyfunction!(data::read_manifest, m)?)?;
     m.add_function(wrap_pyfunction!(data::write_manifest, m)?)?;

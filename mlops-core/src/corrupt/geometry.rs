@@ -6,6 +6,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::imagenet_c::ImagenetCKind;
 use super::params::{BoxParams, Fill, LineParams, MosaicParams, SizeRange};
 
 /// An axis-aligned rectangle in pixels; always inside the image it was sampled for.
@@ -135,7 +136,8 @@ impl LineSpans {
     }
 }
 
-/// The three kinds of corruption.
+/// What was done to one image: one of the original's three occlusions, or an ImageNet-C
+/// corruption. Written as its name (`random_boxes`, ..., `fog`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CorruptionKind {
     /// Solid boxes.
@@ -144,13 +146,76 @@ pub enum CorruptionKind {
     Mosaic,
     /// One thick line through the centre.
     RandomLine,
+    /// An ImageNet-C corruption of the whole image.
+    ImagenetC(ImagenetCKind),
 }
 
-crate::names::named_enum!(CorruptionKind, "kind", {
-    RandomBoxes => "random_boxes",
-    Mosaic => "mosaic",
-    RandomLine => "random_line",
-});
+impl CorruptionKind {
+    /// Every accepted name: the three occlusions, then the 19 ImageNet-C corruptions.
+    pub const NAMES: &'static [&'static str] = &[
+        "random_boxes",
+        "mosaic",
+        "random_line",
+        "gaussian_noise",
+        "shot_noise",
+        "impulse_noise",
+        "defocus_blur",
+        "glass_blur",
+        "motion_blur",
+        "zoom_blur",
+        "snow",
+        "frost",
+        "fog",
+        "brightness",
+        "contrast",
+        "elastic_transform",
+        "pixelate",
+        "jpeg_compression",
+        "speckle_noise",
+        "gaussian_blur",
+        "spatter",
+        "saturate",
+    ];
+
+    /// The name used by serde, command lines and Python.
+    pub fn name(self) -> &'static str {
+        match self {
+            CorruptionKind::RandomBoxes => "random_boxes",
+            CorruptionKind::Mosaic => "mosaic",
+            CorruptionKind::RandomLine => "random_line",
+            CorruptionKind::ImagenetC(kind) => kind.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for CorruptionKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for CorruptionKind {
+    type Err = crate::error::Error;
+
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "random_boxes" => Ok(CorruptionKind::RandomBoxes),
+            "mosaic" => Ok(CorruptionKind::Mosaic),
+            "random_line" => Ok(CorruptionKind::RandomLine),
+            other => other.parse().map(CorruptionKind::ImagenetC).map_err(|_| {
+                crate::error::Error::invalid(
+                    "kind",
+                    format!(
+                        "unknown kind `{other}`; expected random_boxes, mosaic, random_line or one of {}",
+                        ImagenetCKind::NAMES.join(", ")
+                    ),
+                )
+            }),
+        }
+    }
+}
+
+crate::names::serde_as_name!(CorruptionKind);
 
 /// What one corruption drew on one image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -177,6 +242,14 @@ pub enum Occlusion {
         /// Its colour.
         fill: Fill,
     },
+    /// An ImageNet-C corruption: the whole image changed (nothing to repaint; its random
+    /// draws are not kept).
+    ImagenetC {
+        /// Which corruption.
+        corruption: ImagenetCKind,
+        /// Its severity.
+        severity: u8,
+    },
 }
 
 impl Occlusion {
@@ -186,6 +259,7 @@ impl Occlusion {
             Occlusion::RandomBoxes { .. } => CorruptionKind::RandomBoxes,
             Occlusion::Mosaic { .. } => CorruptionKind::Mosaic,
             Occlusion::RandomLine { .. } => CorruptionKind::RandomLine,
+            Occlusion::ImagenetC { corruption, .. } => CorruptionKind::ImagenetC(*corruption),
         }
     }
 
@@ -193,13 +267,17 @@ impl Occlusion {
     pub fn rects(&self) -> &[Rect] {
         match self {
             Occlusion::RandomBoxes { rects, .. } | Occlusion::Mosaic { rects, .. } => rects,
-            Occlusion::RandomLine { .. } => &[],
+            Occlusion::RandomLine { .. } | Occlusion::ImagenetC { .. } => &[],
         }
     }
 
-    /// The covered area of a `width x height` image as a mask: 255 where drawn, 0 elsewhere.
+    /// The covered area of a `width x height` image as a mask: 255 where drawn, 0 elsewhere
+    /// (everywhere for an ImageNet-C corruption).
     pub fn mask(&self, width: u32, height: u32) -> image::GrayImage {
         let covered = match self {
+            Occlusion::ImagenetC { .. } => {
+                return image::GrayImage::from_pixel(width, height, image::Luma([255]));
+            }
             Occlusion::RandomBoxes { rects, .. } | Occlusion::Mosaic { rects, .. } => {
                 Occlusion::RandomBoxes {
                     rects: rects.clone(),

@@ -1,5 +1,6 @@
-//! Image corruption to simulate a distribution shift: random white boxes, mosaic, a thick
-//! random line, or a uniform mix of the three.
+//! Image corruption to simulate a distribution shift: the original's random white boxes,
+//! mosaic, a thick random line, or a uniform mix of the three; and ImageNet-C's 19
+//! corruptions at five severities ([`imagenet_c`]).
 //!
 //! ```
 //! use mlops_core::corrupt::Corruption;
@@ -12,6 +13,7 @@
 
 mod folder;
 mod geometry;
+pub mod imagenet_c;
 mod paint;
 mod params;
 
@@ -28,11 +30,15 @@ pub use folder::{
     corrupt_one_file,
 };
 pub use geometry::{CorruptionKind, Occlusion, Rect, ThickLine};
+pub use imagenet_c::{ImagenetC, ImagenetCKind, Preset};
 pub use params::{BoxParams, Fill, LineParams, MixedParams, MosaicParams, SizeRange};
 
 use crate::error::{Error, Result};
 
 /// A corruption and its parameter laws.
+///
+/// As JSON: `{"type": "mixed", ...}` with the parameters to change, or
+/// `{"type": "imagenet_c", "kind": "fog", "severity": 3}` (optionally `"preset": "cifar10"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Corruption {
@@ -44,6 +50,8 @@ pub enum Corruption {
     RandomLine(LineParams),
     /// One of the three per image, chosen uniformly.
     Mixed(MixedParams),
+    /// An ImageNet-C corruption at a severity.
+    ImagenetC(ImagenetC),
 }
 
 impl Corruption {
@@ -67,13 +75,49 @@ impl Corruption {
         Corruption::Mixed(MixedParams::default())
     }
 
-    /// The name used on command lines (`random_boxes`, `mosaic`, `random_line`, `mixed`).
+    /// An ImageNet-C corruption at `severity` (1-5) with the ImageNet tables.
+    pub fn imagenet_c(kind: ImagenetCKind, severity: u8) -> Result<Self> {
+        ImagenetC::new(kind, severity).map(Corruption::ImagenetC)
+    }
+
+    /// The name used on command lines (`random_boxes`, `mosaic`, `random_line`, `mixed`, or
+    /// the ImageNet-C corruption's name such as `fog`).
     pub fn name(&self) -> &'static str {
         match self {
             Corruption::RandomBoxes(_) => "random_boxes",
             Corruption::Mosaic(_) => "mosaic",
             Corruption::RandomLine(_) => "random_line",
             Corruption::Mixed(_) => "mixed",
+            Corruption::ImagenetC(c) => c.kind.name(),
+        }
+    }
+
+    /// The severity of an ImageNet-C corruption (`None` for the original's occlusions).
+    pub fn severity(&self) -> Option<u8> {
+        match self {
+            Corruption::ImagenetC(c) => Some(c.severity),
+            _ => None,
+        }
+    }
+
+    /// The corruption named `name` (as on command lines); `severity` is required for an
+    /// ImageNet-C corruption and refused for the original's occlusions.
+    pub fn from_name(name: &str, severity: Option<u8>) -> Result<Self> {
+        let key = name.to_ascii_lowercase().replace('-', "_");
+        match (key.parse::<ImagenetCKind>(), severity) {
+            (Ok(kind), Some(s)) => Corruption::imagenet_c(kind, s),
+            (Ok(kind), None) => Err(Error::invalid(
+                "severity",
+                format!("{kind} needs a severity, 1..=5"),
+            )),
+            (Err(_), None) => key.parse(),
+            (Err(_), Some(_)) => {
+                let parsed: Corruption = key.parse()?;
+                Err(Error::invalid(
+                    "severity",
+                    format!("{parsed} has no severity (only ImageNet-C corruptions have one)"),
+                ))
+            }
         }
     }
 
@@ -88,13 +132,15 @@ impl Corruption {
                 p.mosaic.validate()?;
                 p.line.validate()
             }
+            Corruption::ImagenetC(c) => c.validate(),
         }
     }
 
     /// Samples what to draw on a `width x height` image. Everything returned lies inside the
     /// image; sizes larger than the image are scaled down ([`SizeRange::fit_within`]).
     ///
-    /// The parameters must be valid ([`Corruption::validate`]); invalid ranges panic.
+    /// The parameters must be valid ([`Corruption::validate`]); invalid ranges panic. An
+    /// ImageNet-C corruption draws when applied: its plan names it and draws nothing.
     pub fn plan<R: Rng + ?Sized>(&self, width: u32, height: u32, rng: &mut R) -> Occlusion {
         match self {
             Corruption::RandomBoxes(p) => geometry::plan_boxes(p, width, height, rng),
@@ -104,6 +150,10 @@ impl Corruption {
                 0 => geometry::plan_boxes(&p.boxes, width, height, rng),
                 1 => geometry::plan_mosaic(&p.mosaic, width, height, rng),
                 _ => geometry::plan_line(&p.line, width, height, rng),
+            },
+            Corruption::ImagenetC(c) => Occlusion::ImagenetC {
+                corruption: c.kind,
+                severity: c.severity,
             },
         }
     }
@@ -117,6 +167,10 @@ impl Corruption {
         self.validate()?;
         if image.width() == 0 || image.height() == 0 {
             return Err(Error::invalid("image", "the image has no pixels"));
+        }
+        if let Corruption::ImagenetC(c) = self {
+            *image = c.apply(image, rng)?;
+            return Ok(self.plan(image.width(), image.height(), rng));
         }
         let drawn = self.plan(image.width(), image.height(), rng);
         drawn.paint(image);
@@ -153,9 +207,21 @@ impl fmt::Display for Corruption {
 impl FromStr for Corruption {
     type Err = Error;
 
-    /// Parses a kind name into that kind with the default laws.
+    /// Parses a kind name into that kind with the default laws: `random_boxes`, `mosaic`,
+    /// `random_line`, `mixed`, or an ImageNet-C corruption with its severity as ImageNet-C's
+    /// folders name it, `fog/3`.
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+        if let Some((name, severity)) = s.split_once('/') {
+            let severity = severity.trim().parse::<u8>().map_err(|_| {
+                Error::invalid("severity", format!("`{severity}` in `{s}` is not 1..=5"))
+            })?;
+            return Corruption::from_name(name, Some(severity));
+        }
+        let key = s.to_ascii_lowercase().replace('-', "_");
+        if key.parse::<ImagenetCKind>().is_ok() {
+            return Corruption::from_name(&key, None);
+        }
+        match key.as_str() {
             "random_boxes" | "boxes" => Ok(Corruption::random_boxes()),
             "mosaic" => Ok(Corruption::mosaic()),
             "random_line" | "line" => Ok(Corruption::random_line()),
@@ -163,7 +229,9 @@ impl FromStr for Corruption {
             _ => Err(Error::invalid(
                 "type",
                 format!(
-                    "unknown corruption `{s}`; expected random_boxes, mosaic, random_line or mixed"
+                    "unknown corruption `{s}`; expected random_boxes, mosaic, random_line, mixed, \
+                     or an ImageNet-C corruption with its severity such as fog/3 ({})",
+                    ImagenetCKind::NAMES.join(", ")
                 ),
             )),
         }

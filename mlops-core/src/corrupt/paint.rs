@@ -195,6 +195,8 @@ impl<S: Sample> Canvas<'_, S> {
                 let pixel = fill_pixel::<S>(*fill, self.channels);
                 self.fill_line(line, &pixel);
             }
+            // Drawn when applied; its random draws are not kept.
+            Occlusion::ImagenetC { .. } => {}
         }
     }
 }
