@@ -313,27 +313,26 @@ pub fn evaluate_robustness(
     if samples.is_empty() {
         return Err(Error::invalid("manifest", "no samples"));
     }
-    let loaded: Vec<(String, Vec<u8>, image::DynamicImage, u32)> = samples
+    let loaded: Vec<(Vec<u8>, image::DynamicImage)> = samples
         .par_iter()
         .map(|s| {
             let path = root.join(&s.image_path);
             let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
             let image = imageio::decode(&path, &bytes, imageio::DEFAULT_MAX_ALLOC)?;
-            Ok((s.image_path.clone(), bytes, image, s.target))
+            Ok((bytes, image))
         })
         .collect::<Result<_>>()?;
+    let (bytes, clean): (Vec<Vec<u8>>, Vec<image::DynamicImage>) = loaded.into_iter().unzip();
     let error_of = |images: &[image::DynamicImage]| -> Result<f64> {
         let predictions = predictor.predict_images(images)?;
         let wrong = predictions
             .iter()
-            .zip(&loaded)
-            .filter(|(p, l)| p.class_id != l.3)
+            .zip(&samples)
+            .filter(|(p, s)| p.class_id != s.target)
             .count();
-        Ok(wrong as f64 / loaded.len() as f64)
+        Ok(wrong as f64 / samples.len() as f64)
     };
-    let clean: Vec<image::DynamicImage> = loaded.iter().map(|l| l.2.clone()).collect();
     let clean_error = error_of(&clean)?;
-    drop(clean);
     let total = (options.kinds.len() * options.severities.len()) as u64;
     let mut cells = Vec::new();
     for &kind in &options.kinds {
@@ -344,12 +343,11 @@ pub fn evaluate_robustness(
                 });
             }
             let corruption = ImagenetC::new(kind, severity)?.with_preset(options.preset);
-            let corrupted: Vec<image::DynamicImage> = loaded
-                .par_iter()
-                .map(|(key, bytes, image, _)| {
-                    let mut rng =
-                        item_rng(options.seed, &format!("{kind}/{severity}/{key}"), bytes);
-                    corruption.apply(image, &mut rng)
+            let corrupted: Vec<image::DynamicImage> = (&samples, &bytes, &clean)
+                .into_par_iter()
+                .map(|(sample, bytes, image)| {
+                    let key = format!("{kind}/{severity}/{}", sample.image_path);
+                    corruption.apply(image, &mut item_rng(options.seed, &key, bytes))
                 })
                 .collect::<Result<_>>()?;
             cells.push(CellError {
@@ -362,7 +360,7 @@ pub fn evaluate_robustness(
     }
     let mut report = RobustnessReport {
         model: model.to_string(),
-        images: loaded.len(),
+        images: samples.len(),
         preset: options.preset,
         seed: options.seed,
         clean_error,

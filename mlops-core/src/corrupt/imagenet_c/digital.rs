@@ -245,26 +245,30 @@ pub(super) enum ElasticParams {
 fn warp(image: &Planes, dy: &[f32], dx: &[f32]) -> Planes {
     let (w, h, c) = (image.width, image.height, image.channels);
     let mut out = Planes::zeros(w, h, c);
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let sy = y as f32 + dy[i];
-            let sx = x as f32 + dx[i];
-            let (y0, x0) = (sy.floor(), sx.floor());
-            let (fy, fx) = (sy - y0, sx - x0);
-            let ya = border_index(y0 as isize, h, Border::Reflect);
-            let yb = border_index(y0 as isize + 1, h, Border::Reflect);
-            let xa = border_index(x0 as isize, w, Border::Reflect);
-            let xb = border_index(x0 as isize + 1, w, Border::Reflect);
-            for ch in 0..c {
-                let at = |yy: usize, xx: usize| image.data[(yy * w + xx) * c + ch];
-                let top = at(ya, xa) + fx * (at(ya, xb) - at(ya, xa));
-                let bottom = at(yb, xa) + fx * (at(yb, xb) - at(yb, xa));
-                out.data[i * c + ch] = top + fy * (bottom - top);
-            }
-        }
+    for (i, px) in out.data.chunks_exact_mut(c).enumerate() {
+        let sy = (i / w) as f32 + dy[i];
+        let sx = (i % w) as f32 + dx[i];
+        bilinear(image, f64::from(sy), f64::from(sx), Border::Reflect, px);
     }
     out
+}
+
+/// Writes the bilinear sample of `image` at (`sy`, `sx`) into `px` (one value per channel),
+/// reading outside the image through `border`.
+fn bilinear(image: &Planes, sy: f64, sx: f64, border: Border, px: &mut [f32]) {
+    let (w, h, c) = (image.width, image.height, image.channels);
+    let (y0, x0) = (sy.floor(), sx.floor());
+    let (fy, fx) = ((sy - y0) as f32, (sx - x0) as f32);
+    let ya = border_index(y0 as isize, h, border);
+    let yb = border_index(y0 as isize + 1, h, border);
+    let xa = border_index(x0 as isize, w, border);
+    let xb = border_index(x0 as isize + 1, w, border);
+    for (ch, v) in px.iter_mut().enumerate() {
+        let at = |yy: usize, xx: usize| image.data[(yy * w + xx) * c + ch];
+        let top = at(ya, xa) + fx * (at(ya, xb) - at(ya, xa));
+        let bottom = at(yb, xa) + fx * (at(yb, xb) - at(yb, xa));
+        *v = top + fy * (bottom - top);
+    }
 }
 
 /// A smoothed uniform displacement field: `U(-limit, limit)` blurred by (`sigma_y`, `sigma_x`)
@@ -346,26 +350,12 @@ fn random_affine<R: Rng + ?Sized>(x: &Planes, d: f64, rng: &mut R) -> Planes {
     let Some(inverse) = affine_from_points(&to, &from) else {
         return x.clone();
     };
-    let (wi, hi, c) = (x.width, x.height, x.channels);
-    let mut out = Planes::zeros(wi, hi, c);
-    for yy in 0..hi {
-        for xx in 0..wi {
-            let (px, py) = (xx as f64, yy as f64);
-            let sx = inverse[0] * px + inverse[1] * py + inverse[2];
-            let sy = inverse[3] * px + inverse[4] * py + inverse[5];
-            let (x0, y0) = (sx.floor(), sy.floor());
-            let (fx, fy) = ((sx - x0) as f32, (sy - y0) as f32);
-            let xa = border_index(x0 as isize, wi, Border::Reflect101);
-            let xb = border_index(x0 as isize + 1, wi, Border::Reflect101);
-            let ya = border_index(y0 as isize, hi, Border::Reflect101);
-            let yb = border_index(y0 as isize + 1, hi, Border::Reflect101);
-            for ch in 0..c {
-                let at = |r: usize, q: usize| x.data[(r * wi + q) * c + ch];
-                let top = at(ya, xa) + fx * (at(ya, xb) - at(ya, xa));
-                let bottom = at(yb, xa) + fx * (at(yb, xb) - at(yb, xa));
-                out.data[(yy * wi + xx) * c + ch] = top + fy * (bottom - top);
-            }
-        }
+    let mut out = Planes::zeros(x.width, x.height, x.channels);
+    for (i, px) in out.data.chunks_exact_mut(x.channels).enumerate() {
+        let (px_x, px_y) = ((i % x.width) as f64, (i / x.width) as f64);
+        let sx = inverse[0] * px_x + inverse[1] * px_y + inverse[2];
+        let sy = inverse[3] * px_x + inverse[4] * px_y + inverse[5];
+        bilinear(x, sy, sx, Border::Reflect101, px);
     }
     out
 }

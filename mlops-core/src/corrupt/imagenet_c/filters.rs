@@ -35,6 +35,29 @@ impl Planes {
         }
     }
 
+    /// A one-channel plane of `N(mean, std)` draws, row by row.
+    pub fn normal_noise<R: rand::Rng + ?Sized>(
+        width: usize,
+        height: usize,
+        mean: f64,
+        std: f64,
+        rng: &mut R,
+    ) -> Self {
+        use rand_distr::Distribution;
+        let data = (0..width * height)
+            .map(|_| {
+                let z: f64 = rand_distr::StandardNormal.sample(rng);
+                (mean + std * z) as f32
+            })
+            .collect();
+        Planes {
+            width,
+            height,
+            channels: 1,
+            data,
+        }
+    }
+
     /// Values per row.
     pub fn stride(&self) -> usize {
         self.width * self.channels

@@ -218,8 +218,8 @@ impl ImagenetC {
             return Err(Error::invalid("image", "the image has no pixels"));
         }
         let rgb = match image {
-            DynamicImage::ImageRgb8(rgb) => self.apply_rgb(rgb, rng)?,
-            other => self.apply_rgb(&other.to_rgb8(), rng)?,
+            DynamicImage::ImageRgb8(rgb) => self.corrupt(rgb, rng)?,
+            other => self.corrupt(&other.to_rgb8(), rng)?,
         };
         Ok(restore(image, rgb))
     }
@@ -230,6 +230,11 @@ impl ImagenetC {
         if image.width() == 0 || image.height() == 0 {
             return Err(Error::invalid("image", "the image has no pixels"));
         }
+        self.corrupt(image, rng)
+    }
+
+    /// The corruption of a checked, non-empty image.
+    fn corrupt<R: Rng + ?Sized>(&self, image: &RgbImage, rng: &mut R) -> Result<RgbImage> {
         let t = tables::tables(self.preset);
         let s = usize::from(self.severity - 1);
         use ImagenetCKind::*;

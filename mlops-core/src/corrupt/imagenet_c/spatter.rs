@@ -7,7 +7,6 @@
 
 use image::RgbImage;
 use rand::Rng;
-use rand_distr::{Distribution, Normal};
 
 use super::filters::{Border, Planes, border_index, gaussian};
 
@@ -29,14 +28,7 @@ pub(super) fn spatter<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> RgbImage {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let normal =
-        Normal::new(p.mean, p.std).unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("unit normal"));
-    let noise = Planes {
-        width: w,
-        height: h,
-        channels: 1,
-        data: (0..w * h).map(|_| normal.sample(rng) as f32).collect(),
-    };
+    let noise = Planes::normal_noise(w, h, p.mean, p.std, rng);
     let mut liquid = gaussian(&noise, p.sigma, p.sigma, 4.0, Border::Nearest).data;
     let threshold = p.threshold as f32;
     for v in &mut liquid {

@@ -3,7 +3,6 @@
 
 use image::RgbImage;
 use rand::Rng;
-use rand_distr::{Distribution, Normal};
 
 use super::filters::{Planes, clipped_zoom_taps, motion_blur, resample, round_half_even};
 
@@ -108,14 +107,7 @@ pub(super) struct SnowParams {
 /// twice, the second time turned by 180 degrees) over a brightened image.
 pub(super) fn snow<R: Rng + ?Sized>(image: &RgbImage, p: SnowParams, rng: &mut R) -> RgbImage {
     let (w, h) = (image.width() as usize, image.height() as usize);
-    let normal =
-        Normal::new(p.mean, p.std).unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("unit normal"));
-    let noise = Planes {
-        width: w,
-        height: h,
-        channels: 1,
-        data: (0..w * h).map(|_| normal.sample(rng) as f32).collect(),
-    };
+    let noise = Planes::normal_noise(w, h, p.mean, p.std, rng);
     let (ty, oh) = clipped_zoom_taps(h, p.zoom, usize::MAX);
     let (tx, ow) = clipped_zoom_taps(w, p.zoom, usize::MAX);
     let mut layer = resample(&noise, &ty, &tx);
