@@ -1,6 +1,7 @@
 """Chart of the demo's closed loop over row ids: rolling live accuracy (50 rows) per serving
-model, and the drift monitor's p-values, with the first tuesday row, the first alarm, the
-adaptation (the newest row when it started) and the swap marked.
+model with the accuracy the monitor estimated without labels, and the drift monitor's CUSUM
+against its threshold, with the first tuesday row, the first alarm, the adaptation (the newest
+row when it started) and the swap marked.
 
     python benches/closed_loop_chart.py DEMO_OUT_DIR FIRST_TUESDAY_ID OUT_PNG
 
@@ -37,17 +38,22 @@ def main() -> None:
         xs = [i for i, v in zip(ids, versions) if v == version]
         ys = [a for a, v in zip(rolling, versions) if v == version]
         top.plot(xs, [100 * y for y in ys], lw=1.5, label=f"model {version}")
+    checks = [int(r["last_id"]) for r in drift]
+    estimated = [(i, 100 * float(r["estimated_accuracy"])) for i, r in zip(checks, drift) if r["estimated_accuracy"]]
+    if estimated:
+        top.plot(*zip(*estimated), color="grey", ls="--", lw=1, label="estimated (no labels)")
     top.set_ylabel(f"live accuracy, last {window} rows (%)")
     top.set_ylim(0, 102)
-    checks = [int(r["last_id"]) for r in drift]
-    p = [max(float(r["p_value"]), 1e-4) for r in drift]
-    bottom.plot(checks, p, marker="o", ms=2.5, lw=1, label="drift check p-value")
-    alarms = [(i, q) for i, q, r in zip(checks, p, drift) if r["drift"] == "1"]
+    cusum = [float(r["statistic"]) for r in drift]
+    bottom.plot(checks, cusum, marker="o", ms=2.5, lw=1, label="drift CUSUM")
+    alarms = [(i, q) for i, q, r in zip(checks, cusum, drift) if r["drift"] == "1"]
     if alarms:
         bottom.scatter(*zip(*alarms), color="red", s=14, zorder=3, label="alarm")
-    bottom.axhline(0.01, color="grey", ls=":", lw=1)
-    bottom.set_yscale("log")
-    bottom.set_ylabel("p-value")
+    thresholds = [(i, float(r["threshold"])) for i, r in zip(checks, drift) if r["threshold"]]
+    if thresholds:
+        bottom.plot(*zip(*thresholds), color="grey", ls=":", lw=1, label="threshold")
+    bottom.set_yscale("symlog")
+    bottom.set_ylabel("CUSUM")
     bottom.set_xlabel("row id")
     marks = [(first_tuesday, "black", "--", "first tuesday row")]
     if alarms:

@@ -123,6 +123,10 @@ enum Command {
         /// unreadable) before giving up with the error.
         #[arg(long, default_value_t = 30)]
         max_failed_looks: u32,
+        /// Also adapt when a check's estimated accuracy (no labels needed) falls below this
+        /// (0..1), not only on drift alarms.
+        #[arg(long)]
+        min_estimated_accuracy: Option<f64>,
         #[command(flatten)]
         settings: Settings,
     },
@@ -290,6 +294,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             poll_ms,
             max_attempts,
             max_failed_looks,
+            min_estimated_accuracy,
             settings,
         } => {
             let mut config = AdaptLoopConfig::new(
@@ -308,6 +313,7 @@ fn run(cli: Cli) -> Result<(), BoxError> {
             config.poll_interval = Duration::from_millis(poll_ms);
             config.max_attempts = max_attempts;
             config.max_failed_looks = max_failed_looks;
+            config.min_estimated_accuracy = min_estimated_accuracy;
             let stats = run_adaptation_loop(&config, &control)?;
             println!("{}", serde_json::to_string_pretty(&stats)?);
         }

@@ -22,7 +22,7 @@ use clap::Parser;
 use mlops_core::ComputeBackend;
 use mlops_core::adapt::{ChampionWatch, Registry};
 use mlops_core::db::{StreamConfig, connect, stream_predictions};
-use mlops_core::drift::{DriftOptions, MonitorConfig};
+use mlops_core::drift::MonitorConfig;
 use mlops_core::infer::FeatureEngine;
 use mlops_core::predict::Predictor;
 
@@ -70,18 +70,16 @@ struct Args {
     /// Rows for the row-at-a-time stream in the benchmark (it is slow).
     #[arg(long, default_value_t = 300)]
     compare_row_at_a_time: usize,
-    /// Drift monitoring: rows in the sliding window (0 turns monitoring off).
-    #[arg(long, default_value_t = 50)]
-    drift_window: usize,
-    /// Drift monitoring: a check every this many rows.
+    /// Drift monitoring: expected rows between false alarms when nothing shifts (the
+    /// detector's threshold is calibrated for it; 0 turns monitoring off).
+    #[arg(long, default_value_t = 10_000.0)]
+    drift_ert: f64,
+    /// Drift monitoring: a check (a `cargo_drift` row) every this many rows.
     #[arg(long, default_value_t = 25)]
     drift_every: usize,
-    /// Drift monitoring: the test (`mmd`, `ks`, `bbsd`, `classifier`).
-    #[arg(long, default_value = "mmd")]
-    drift_method: String,
-    /// Drift monitoring: significance level of each check.
-    #[arg(long, default_value_t = 0.01)]
-    drift_alpha: f64,
+    /// Drift monitoring: rows the estimated accuracy covers.
+    #[arg(long, default_value_t = 100)]
+    drift_accuracy_window: usize,
     /// Hot swap: serve this registry's champion (see `adapt`), swapping between batches when
     /// it moves; `--package` serves until the pointer is first read.
     #[arg(long)]
@@ -96,21 +94,13 @@ struct Args {
 }
 
 /// The monitor the options ask for (`None` when off).
-fn drift_config(args: &Args) -> Result<Option<MonitorConfig>, Box<dyn std::error::Error>> {
-    if args.drift_window == 0 {
-        return Ok(None);
-    }
-    let defaults = MonitorConfig::default();
-    Ok(Some(MonitorConfig {
-        window: args.drift_window,
+fn drift_config(args: &Args) -> Option<MonitorConfig> {
+    (args.drift_ert > 0.0).then(|| MonitorConfig {
+        ert: args.drift_ert,
         every: args.drift_every,
-        options: DriftOptions {
-            method: args.drift_method.parse()?,
-            alpha: args.drift_alpha,
-            ..defaults.options.clone()
-        },
-        ..defaults
-    }))
+        accuracy_window: args.drift_accuracy_window,
+        ..MonitorConfig::default()
+    })
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
@@ -124,7 +114,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(args.poll_ms),
         gap_grace: Duration::from_secs(args.gap_grace_s),
         exit_when_idle: args.until_idle,
-        drift: drift_config(args)?,
+        drift: drift_config(args),
         champion: args.champion.as_ref().map(|uri| ChampionWatch {
             registry: Registry::new(uri.as_str()),
             interval: Duration::from_millis(args.champion_ms),

@@ -80,7 +80,7 @@ sql "$url" "SELECT split_part(c.image_path, '/', 1) AS day, p.model_version, cou
             FROM cargo_prediction p JOIN cargo c USING (id) GROUP BY 1, 2 ORDER BY 1, min(p.id)"
 "$psql_bin" "$url" -X -q -c "COPY (SELECT p.id, (p.target = c.target)::int AS correct, p.model_version
   FROM cargo_prediction p JOIN cargo c USING (id) ORDER BY p.id) TO STDOUT WITH CSV HEADER" > "$out/loop-predictions.csv"
-"$psql_bin" "$url" -X -q -c "COPY (SELECT last_id, statistic, p_value, drift::int, model_version
+"$psql_bin" "$url" -X -q -c "COPY (SELECT last_id, statistic, threshold, drift::int, estimated_accuracy, model_version
   FROM cargo_drift ORDER BY last_id) TO STDOUT WITH CSV HEADER" > "$out/loop-drift.csv"
 "$psql_bin" "$url" -X -q -c "COPY (SELECT first_id, last_id, promoted::int FROM cargo_adaptation)
   TO STDOUT WITH CSV HEADER" > "$out/loop-adaptation.csv"

@@ -305,6 +305,31 @@ fn an_adaptation_killed_midway_leaves_the_pointer_and_a_rerun_finishes() {
         look_once(&loop_config(&url, registry.uri(), 100), &control).unwrap(),
         Look::NoAlarm
     );
+    // A quiet check whose estimated accuracy is low starts an attempt only when asked to.
+    connect(Some(&url))
+        .unwrap()
+        .execute(
+            "INSERT INTO cargo_drift (stream, first_id, last_id, method, statistic, p_value, drift,
+                 window_rows, model_version, threshold, estimated_accuracy)
+             VALUES ('s', $1, $2, 'cusum', 1, 0.2, false, 50, $3, 9, 0.4)",
+            &[&first_tuesday, &(first_tuesday + 49), &parent.version],
+        )
+        .unwrap();
+    assert_eq!(
+        look_once(&loop_config(&url, registry.uri(), 1000), &control).unwrap(),
+        Look::NoAlarm
+    );
+    let by_accuracy = AdaptLoopConfig {
+        min_estimated_accuracy: Some(0.6),
+        ..loop_config(&url, registry.uri(), 1000)
+    };
+    assert_eq!(
+        look_once(&by_accuracy, &control).unwrap(),
+        Look::Waiting {
+            rows: tuesday.len() as u64,
+            needed: 1000
+        }
+    );
     alarm("s", first_tuesday, &parent.version);
     let labelled = tuesday.len() as u64;
     assert_eq!(

@@ -92,7 +92,8 @@ fn the_dashboard_is_well_formed_and_uses_the_provisioned_datasource() {
         "Live accuracy",
         "Errors",
         "Drift alarms",
-        "Drift statistic",
+        "Drift CUSUM and its threshold",
+        "Estimated and true accuracy",
         "Latest drift checks",
         "Predictions by model version",
         "Job health",
@@ -161,7 +162,8 @@ fn every_panel_query_runs_on_a_streamed_database() {
         .map(|s| data.join("monday").join(&s.image_path))
         .collect();
     let predictor = common::small_cnn_predictor(11);
-    let reference = common::reference_of(&predictor, &paths[..paths.len() - 1]);
+    let targets: Vec<u32> = rows[..rows.len() - 1].iter().map(|s| s.target).collect();
+    let reference = common::reference_of(&predictor, &paths[..paths.len() - 1], Some(&targets));
     let predictor = predictor.with_reference(Some(reference));
     let config = StreamConfig {
         source_url: Some(url.clone()),
@@ -169,7 +171,6 @@ fn every_panel_query_runs_on_a_streamed_database() {
         poll_interval: Duration::from_millis(50),
         exit_when_idle: true,
         drift: Some(mlops_core::drift::MonitorConfig {
-            window: 20,
             every: 10,
             ..Default::default()
         }),
@@ -216,7 +217,10 @@ fn every_panel_query_runs_on_a_streamed_database() {
                 assert_eq!(result.len() as u64, stats.drift_checks.min(50));
                 let last: i64 = result[0].get("last_id");
                 let first: i64 = result[0].get("first_id");
-                assert_eq!(last - first + 1, 20);
+                let rows: i32 = result[0].get("window_rows");
+                assert_eq!(last - first + 1, i64::from(rows));
+                let estimate: Option<f64> = result[0].get("estimated_accuracy");
+                assert!(estimate.is_some_and(|e| (0.0..=1.0).contains(&e)));
             }
             "Backlog" => assert_eq!(result[0].get::<_, i64>(0), 0),
             "Predictions by model version" => {
@@ -224,6 +228,20 @@ fn every_panel_query_runs_on_a_streamed_database() {
                 assert_eq!(total, stats.predicted as i64);
                 let versions: BTreeSet<String> = result.iter().map(|r| r.get("metric")).collect();
                 assert_eq!(versions.len(), 1, "one model streamed: {versions:?}");
+            }
+            "Estimated and true accuracy" => {
+                let metrics: BTreeSet<String> = result.iter().map(|r| r.get("metric")).collect();
+                assert!(
+                    metrics.contains("estimated") && metrics.contains("true (labelled rows)"),
+                    "{metrics:?}"
+                );
+                let estimates: Vec<f64> = result
+                    .iter()
+                    .filter(|r| r.get::<_, String>("metric") == "estimated")
+                    .map(|r| r.get::<_, f64>("value"))
+                    .collect();
+                let latest = stats.drift_estimated_accuracy.unwrap();
+                assert!(estimates.contains(&latest), "{estimates:?} {latest}");
             }
             "Live accuracy" => {
                 assert!((result[0].get::<_, f64>(0) - expected_accuracy).abs() < 1e-9)

@@ -111,7 +111,7 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
         .map(|s| demo_data().join("monday").join(&s.image_path))
         .collect();
     let predictor = common::small_cnn_predictor(5);
-    let reference = common::reference_of(&predictor, &paths);
+    let reference = common::reference_of(&predictor, &paths, None);
     let predictor = predictor.with_reference(Some(reference));
     let config = ConsumeConfig {
         brokers: brokers(),
@@ -149,7 +149,7 @@ fn two_consumers_split_the_partitions_and_write_each_row_once() {
     // Each consumer checks its own rows' window; every check is one cargo_drift row.
     let checks: i64 = client
         .query_one(
-            "SELECT count(*) FROM cargo_drift WHERE stream = 'kafka:consume-test:predict-test' AND window_rows = 50",
+            "SELECT count(*) FROM cargo_drift WHERE stream = 'kafka:consume-test:predict-test' AND method = 'cusum'",
             &[],
         )
         .unwrap()

@@ -220,10 +220,16 @@ def test_a_frozen_model_keeps_its_reference_and_the_stream_checks_for_drift(demo
 
     url = fresh_db("py_drift")
     mlops.generate(url, [test], drop=True)
-    stats = mlops.stream(loaded, url, demo / "monday", name="drift", drift={"window": 20, "every": 10})
-    # 200 rows: the first check at row 20, then every 10.
-    assert stats["drift_checks"] == (200 - 20) // 10 + 1, stats
-    written = query_value(url, "SELECT count(*) FROM cargo_drift WHERE stream = 'drift' AND window_rows = 20")
+    stats = mlops.stream(loaded, url, demo / "monday", name="drift", drift={"every": 10, "ert": 1000})
+    # 200 rows: a check every 10 rows, and one where an alarm starts or ends (a false alarm in
+    # 200 rows at an ERT of 1000 rows is not rare).
+    assert 200 // 10 <= stats["drift_checks"] <= 200 // 10 + 2 * stats["drift_alarms"] + 2, stats
+    written = query_value(url, "SELECT count(*) FROM cargo_drift WHERE stream = 'drift' AND method = 'cusum'")
     assert int(written) == stats["drift_checks"]
+    # The accuracy estimate (the reference has the test rows' true classes) is in the result
+    # and in every check.
+    assert 0.0 <= stats["drift_estimated_accuracy"] <= 1.0, stats
+    estimated = query_value(url, "SELECT count(estimated_accuracy) FROM cargo_drift WHERE stream = 'drift'")
+    assert int(estimated) == stats["drift_checks"]
     with pytest.raises(mlops.InvalidParameterError, match="drift"):
         mlops.stream(loaded, url, demo / "monday", name="bad", drift={"window": "fifty"})

@@ -312,7 +312,13 @@ pub fn adapt(
         backbone: parent.model.backbone.clone(),
         head,
     };
-    let reference = reference_sample(&model, &new_holdout_rows.features, n_classes, &train_config)?;
+    let reference = reference_sample(
+        &model,
+        &both_holdout.features,
+        &both_holdout.targets,
+        n_classes,
+        &train_config,
+    )?;
     let sha = |m: &Manifest| sha256_hex(m.to_jsonl().as_bytes());
     let lineage = Lineage {
         parent_version: parent.metadata.version().to_string(),

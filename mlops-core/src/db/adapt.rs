@@ -102,6 +102,10 @@ pub struct AdaptLoopConfig {
     /// unreadable) before the loop gives up with the last error (default 30: a minute at the
     /// default interval).
     pub max_failed_looks: u32,
+    /// Also start an attempt when a check's estimated accuracy
+    /// ([`crate::drift::DriftCheck::estimated_accuracy`]) is below this, not only on a drift
+    /// alarm (`None`, the default: alarms only).
+    pub min_estimated_accuracy: Option<f64>,
 }
 
 impl AdaptLoopConfig {
@@ -128,6 +132,7 @@ impl AdaptLoopConfig {
             poll_interval: Duration::from_secs(2),
             max_attempts: None,
             max_failed_looks: 30,
+            min_estimated_accuracy: None,
         }
     }
 }
@@ -421,8 +426,9 @@ fn attempt(
             let alarm: Option<i64> = sink
                 .query_one(
                     "SELECT min(first_id) FROM cargo_drift
-                     WHERE stream = $1 AND drift AND model_version = $2",
-                    &[&stream, &parent],
+                     WHERE stream = $1 AND model_version = $2
+                       AND (drift OR estimated_accuracy < $3)",
+                    &[&stream, &parent, &config.min_estimated_accuracy],
                 )
                 .map_err(db("read cargo_drift"))?
                 .get(0);

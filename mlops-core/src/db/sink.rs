@@ -40,8 +40,18 @@ CREATE TABLE IF NOT EXISTS cargo_drift (
     window_rows int NOT NULL,
     model_version text NOT NULL,
     checked_at timestamptz NOT NULL DEFAULT now(),
+    threshold double precision,
+    estimated_accuracy double precision,
     PRIMARY KEY (stream, last_id, method)
 );
+DO $$ BEGIN
+    -- Tables of an earlier version: add the columns (only then, so no lock is taken otherwise).
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'cargo_drift' AND column_name = 'estimated_accuracy') THEN
+        ALTER TABLE cargo_drift ADD COLUMN IF NOT EXISTS threshold double precision,
+            ADD COLUMN IF NOT EXISTS estimated_accuracy double precision;
+    END IF;
+END $$;
 CREATE INDEX IF NOT EXISTS cargo_drift_checked_at ON cargo_drift (checked_at);";
 
 /// What each long-running job says of itself, for dashboards: one row per job and name
@@ -105,7 +115,9 @@ pub struct ErrorRow {
 }
 
 /// Writes drift checks of `stream` (one statement; a check already there is left as it is).
-/// `drift` is the monitor's alarm ([`DriftCheck::alarm`]), `p_value` the test's own.
+/// `drift` is the monitor's alarm ([`DriftCheck::alarm`]), `statistic` its CUSUM, `threshold`
+/// the CUSUM's calibrated threshold, `estimated_accuracy` the latest rows' estimated
+/// accuracy (NULL without one).
 pub fn write_drift(
     client: &mut impl GenericClient,
     stream: &str,
@@ -117,17 +129,23 @@ pub fn write_drift(
     }
     let first: Vec<i64> = checks.iter().map(|c| c.first_id).collect();
     let last: Vec<i64> = checks.iter().map(|c| c.last_id).collect();
-    let methods: Vec<&str> = checks.iter().map(|c| c.result.method.name()).collect();
-    let statistics: Vec<f64> = checks.iter().map(|c| c.result.statistic).collect();
-    let p_values: Vec<f64> = checks.iter().map(|c| c.result.p_value).collect();
+    let methods: Vec<&str> = checks.iter().map(|c| c.method.as_str()).collect();
+    let statistics: Vec<f64> = checks.iter().map(|c| c.statistic).collect();
+    let p_values: Vec<f64> = checks.iter().map(|c| c.p_value).collect();
     let alarms: Vec<bool> = checks.iter().map(|c| c.alarm).collect();
-    let rows: Vec<i32> = checks.iter().map(|c| c.result.window_rows as i32).collect();
+    let rows: Vec<i32> = checks
+        .iter()
+        .map(|c| i32::try_from(c.window_rows).unwrap_or(i32::MAX))
+        .collect();
+    let thresholds: Vec<f64> = checks.iter().map(|c| c.threshold).collect();
+    let estimates: Vec<Option<f64>> = checks.iter().map(|c| c.estimated_accuracy).collect();
     client.execute(
         "INSERT INTO cargo_drift
-             (stream, first_id, last_id, method, statistic, p_value, drift, window_rows, model_version)
-         SELECT $1, u.* , $9
+             (stream, first_id, last_id, method, statistic, p_value, drift, window_rows,
+              threshold, estimated_accuracy, model_version)
+         SELECT $1, u.* , $11
          FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::float8[], $6::float8[],
-                     $7::bool[], $8::int[]) AS u
+                     $7::bool[], $8::int[], $9::float8[], $10::float8[]) AS u
          ON CONFLICT (stream, last_id, method) DO NOTHING",
         &[
             &stream,
@@ -138,6 +156,8 @@ pub fn write_drift(
             &p_values,
             &alarms,
             &rows,
+            &thresholds,
+            &estimates,
             &model_version,
         ],
     )

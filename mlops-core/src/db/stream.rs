@@ -99,6 +99,10 @@ pub struct StreamStats {
     pub drift_checks: u64,
     /// Of which alarms.
     pub drift_alarms: u64,
+    /// The latest check's estimated accuracy of the latest rows (`None` before the first
+    /// check, or when the model's reference has no true classes).
+    #[serde(default)]
+    pub drift_estimated_accuracy: Option<f64>,
     /// Models swapped in (see [`StreamConfig::champion`]).
     pub swaps: u64,
     /// Whether the stream serves the champion it follows (also in `cargo_health`).
@@ -369,6 +373,9 @@ fn step(
     *monitor = next_monitor;
     stats.drift_checks += checks.len() as u64;
     stats.drift_alarms += checks.iter().filter(|c| c.alarm).count() as u64;
+    if let Some(estimate) = checks.last().and_then(|c| c.estimated_accuracy) {
+        stats.drift_estimated_accuracy = Some(estimate);
+    }
     stats.rows += polled.rows.len() as u64;
     stats.predicted += outcome.predictions.len() as u64;
     stats.errors += outcome.errors.len() as u64;

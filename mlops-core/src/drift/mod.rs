@@ -1,6 +1,13 @@
-//! Shift monitoring: two-sample tests between a reference sample (rows the model was trained
-//! on) and a window of live rows, on any `N x D` float matrix (backbone embeddings, softmax
-//! outputs).
+//! Shift monitoring. Two kinds:
+//!
+//! - **In a stream**, [`DriftMonitor`]: an online detector fed one row at a time (a CUSUM over
+//!   per-row novelty ranks, [`online`]) whose expected rows between false alarms is a setting
+//!   ([`MonitorConfig::ert`]), and an estimate of the live accuracy without labels
+//!   ([`AccuracyEstimator`], ATC on temperature-scaled confidences). Both are fitted on the
+//!   model's reference sample and stored with it in the package ([`MonitorCalibration`]).
+//! - **Batch comparisons**, [`DriftDetector`] / [`detect`]: two-sample tests between a
+//!   reference sample and a window of rows, on any `N x D` float matrix (backbone embeddings,
+//!   softmax outputs), below.
 //!
 //! | method | what it tests | per check, reference `m`, window `n`, width `d` |
 //! |---|---|---|
@@ -36,14 +43,20 @@
 //! # Ok::<(), mlops_core::Error>(())
 //! ```
 
+mod accuracy;
 mod classifier;
 mod ks;
 mod linalg;
 mod mmd;
 mod monitor;
+pub mod online;
 mod pca;
 
-pub use monitor::{DriftCheck, DriftMonitor, MonitorConfig, ReferenceSample};
+pub use accuracy::{AccuracyEstimator, ConfidenceScore};
+pub use monitor::{
+    DriftCheck, DriftMonitor, MonitorCalibration, MonitorConfig, RECOMMENDED_REFERENCE_ROWS,
+    ReferenceSample,
+};
 
 use rand::SeedableRng;
 use rand::seq::index::sample;

@@ -90,6 +90,10 @@ pub struct ConsumeStats {
     pub drift_checks: u64,
     /// Of which alarms.
     pub drift_alarms: u64,
+    /// The latest check's estimated accuracy of the latest rows (`None` before the first
+    /// check, or when the model's reference has no true classes).
+    #[serde(default)]
+    pub drift_estimated_accuracy: Option<f64>,
     /// Models swapped in (see [`ConsumeConfig::champion`]).
     pub swaps: u64,
     /// Whether the consumer serves the champion it follows (also in `cargo_health`).
@@ -211,6 +215,9 @@ pub fn consume_topic(
         monitor = next_monitor;
         stats.drift_checks += checks.len() as u64;
         stats.drift_alarms += checks.iter().filter(|c| c.alarm).count() as u64;
+        if let Some(estimate) = checks.last().and_then(|c| c.estimated_accuracy) {
+            stats.drift_estimated_accuracy = Some(estimate);
+        }
         if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
             stats.failed_commits += 1;
             log::warn!(

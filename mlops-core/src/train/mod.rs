@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::ComputeBackend;
 use crate::control::Control;
 use crate::dataset::{ClassMap, Manifest};
-use crate::drift::ReferenceSample;
+use crate::drift::{MonitorCalibration, MonitorConfig, ReferenceSample};
 use crate::error::{Error, Result};
 use crate::infer::{FeatureEngine, FeatureExtractor};
 use crate::infer::{LinearHead, head_probabilities};
@@ -275,11 +275,13 @@ pub struct TrainOutcome {
     pub reference: Option<ReferenceSample>,
 }
 
-/// The drift reference of a frozen-backbone model: a seeded subsample of `features` (test,
-/// training or, after an adaptation, held-out new rows) with the head's softmax outputs.
+/// The drift reference of a model: a seeded subsample of `features` (test, training or,
+/// after an adaptation, held-out rows) with the head's softmax outputs and the rows' true
+/// classes, and the drift monitor's calibration for its default settings.
 pub(crate) fn reference_sample(
     model: &Classifier,
     features: &[f32],
+    targets: &[u32],
     classes: usize,
     config: &TrainConfig,
 ) -> Result<Option<ReferenceSample>> {
@@ -289,15 +291,24 @@ pub(crate) fn reference_sample(
     let head = LinearHead::new(&model.head)?;
     let dim = head.inputs();
     let probabilities = head_probabilities(&head, features);
-    ReferenceSample::subsample(
+    let sample = ReferenceSample::subsample(
         features,
         &probabilities,
+        Some(targets),
         dim,
         classes,
         config.reference_rows,
         config.seed,
-    )
-    .map(Some)
+    )?;
+    // A reference too small to calibrate (fewer than 2 rows, a single class) is still kept:
+    // a stream then fits what it can at start and says why not.
+    match MonitorCalibration::fit(&sample, &MonitorConfig::default()) {
+        Ok(calibration) => sample.with_calibration(calibration).map(Some),
+        Err(e) => {
+            log::debug!("the drift reference is stored without a monitor calibration: {e}");
+            Ok(Some(sample))
+        }
+    }
 }
 
 /// An error naming `name` when a sample's class id is not one of `classes`.
@@ -383,7 +394,13 @@ pub fn train(
                 &train_features,
                 test_features.is_empty(),
             );
-            let reference = reference_sample(&model, source, classes.len(), config)?;
+            let source_targets = config.reference_source.choose(
+                &test_targets,
+                &train_targets,
+                test_features.is_empty(),
+            );
+            let reference =
+                reference_sample(&model, source, source_targets, classes.len(), config)?;
             Ok(TrainOutcome {
                 model,
                 history,
@@ -541,7 +558,13 @@ fn partial_fine_tune(
         backbone: Backbone::EfficientNetLite0(net),
         head,
     };
-    let reference = reference_sample(&model, &reference_features, n_classes, config)?;
+    let reference = reference_sample(
+        &model,
+        &reference_features,
+        &source.targets,
+        n_classes,
+        config,
+    )?;
     Ok(TrainOutcome {
         model,
         history,

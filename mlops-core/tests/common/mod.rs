@@ -169,10 +169,11 @@ pub fn small_cnn_package(seed: u64) -> mlops_core::artifact::ModelPackage {
 }
 
 /// A drift reference sample of `predictor`'s own features and outputs on `paths` (all
-/// readable).
+/// readable), with the images' true classes when given.
 pub fn reference_of(
     predictor: &mlops_core::predict::Predictor,
     paths: &[std::path::PathBuf],
+    targets: Option<&[u32]>,
 ) -> mlops_core::drift::ReferenceSample {
     let (mut features, mut probabilities) = (Vec::new(), Vec::new());
     for r in predictor.predict_paths_with_features(paths).unwrap() {
@@ -185,6 +186,7 @@ pub fn reference_of(
     mlops_core::drift::ReferenceSample::subsample(
         &features,
         &probabilities,
+        targets,
         dim,
         classes,
         1000,

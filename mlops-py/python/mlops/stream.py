@@ -64,10 +64,12 @@ def stream(
     ``cargo_prediction_error``.
 
     ``drift`` watches for a shift (when the model package has a reference sample): ``True``
-    uses the defaults (class-conditional MMD, a 50-row window checked every 25 rows, alpha
-    0.01, an alarm after two checks in a row), a dict overrides them (``window``, ``every``,
-    ``consecutive``, ``by_class``, ``options``: ``{"method", "alpha", ...}``), ``False`` turns
-    it off. Each check is a ``cargo_drift`` row committed with its batch.
+    uses the defaults (an online CUSUM detector calibrated for 10,000 rows on average between
+    false alarms, a check every 25 rows, the accuracy of the latest 100 rows estimated without
+    labels), a dict overrides them (``ert``, ``every``, ``allowance``, ``accuracy_window``,
+    ``accuracy_score``: ``"negative_entropy"`` or ``"max_probability"``, ``seed``), ``False``
+    turns it off. Each check is a ``cargo_drift`` row committed with its batch (with its
+    ``estimated_accuracy``); the counters' ``drift_estimated_accuracy`` is the latest estimate.
 
     ``champion`` (a registry URI, see :class:`mlops.adapt.Registry`) hot-swaps: the pointer is
     looked at between batches (at most every ``champion_seconds``) and the champion predicts
