@@ -434,22 +434,22 @@ fn run(args: &Args) -> Result<(), BoxError> {
                     .collect();
                 let (delays, false_alarms, plans) =
                     delays_of(&fresh, &rows, live_half, &cell_rows, args)?;
-                if let Some(dump) = &peer_dump {
-                    if PEER_KINDS.contains(&kind.name()) && [1, 3, 5].contains(&severity) {
-                        let (ours, _, _) =
-                            delays_of(&fresh_peer, &rows, live_half, &cell_rows, args)?;
-                        let name = format!("{kind}-{severity}");
-                        write_f32(
-                            &dump.join(format!("cell-{name}.f32")),
-                            cell_rows.iter().flat_map(|r| r.0.iter().copied()),
-                        )?;
-                        peer_cells.push(serde_json::json!({
-                            "name": name,
-                            "accuracy_loss_points": 100.0 * (clean_accuracy - accuracy_of(&cell_rows)),
-                            "plans": plans,
-                            "ours_delays": ours,
-                        }));
-                    }
+                if let Some(dump) = &peer_dump
+                    && PEER_KINDS.contains(&kind.name())
+                    && [1, 3, 5].contains(&severity)
+                {
+                    let (ours, _, _) = delays_of(&fresh_peer, &rows, live_half, &cell_rows, args)?;
+                    let name = format!("{kind}-{severity}");
+                    write_f32(
+                        &dump.join(format!("cell-{name}.f32")),
+                        cell_rows.iter().flat_map(|r| r.0.iter().copied()),
+                    )?;
+                    peer_cells.push(serde_json::json!({
+                        "name": name,
+                        "accuracy_loss_points": 100.0 * (clean_accuracy - accuracy_of(&cell_rows)),
+                        "plans": plans,
+                        "ours_delays": ours,
+                    }));
                 }
                 let cell = estimate_cell(kind.name(), severity, &cell_rows, delays, false_alarms);
                 eprintln!(
@@ -538,13 +538,16 @@ struct Plan {
 
 /// Per seed: the rows from the shift to the alarm (`None`: no alarm within `--max-delay`),
 /// the false alarms before the shift, and the streams.
+type Delays = (Vec<Option<usize>>, usize, Vec<Plan>);
+
+/// See [`Delays`].
 fn delays_of(
     fresh: &DriftMonitor,
     rows: &[Row],
     live_half: &[usize],
     cell_rows: &[Row],
     args: &Args,
-) -> Result<(Vec<Option<usize>>, usize, Vec<Plan>), BoxError> {
+) -> Result<Delays, BoxError> {
     let mut delays = Vec::new();
     let mut plans = Vec::new();
     let mut false_alarms = 0;

@@ -492,7 +492,19 @@ fn adaptation_learns_tuesday_keeps_monday_and_is_reproducible() {
     assert_eq!(a.package.metadata.lineage.as_ref(), Some(l));
     assert_eq!(a.package.metadata.classes, parent.metadata.classes);
     let reference = a.package.reference.as_ref().expect("a new drift reference");
-    assert_eq!(reference.len(), 40, "drawn from the held-out tuesday rows");
+    assert_eq!(
+        reference.len(),
+        l.rows.new_train + l.rows.new_holdout,
+        "every new tuesday row"
+    );
+    // The monitor's calibration is stored with it; its accuracy estimate comes from the
+    // held-out rows (old and new).
+    let calibration = reference.calibration().expect("a stored calibration");
+    let estimator = calibration
+        .accuracy
+        .as_ref()
+        .expect("an accuracy estimator");
+    assert_eq!(estimator.rows, l.rows.new_holdout + l.rows.old_holdout);
 
     // Same inputs, same bytes; another seed, another model.
     let again = adapt(&parent, &data, &config, &Control::new()).unwrap();

@@ -26,6 +26,7 @@ use crate::artifact::{ModelPackage, PackageInfo};
 use crate::control::Control;
 use crate::dataset::Manifest;
 use crate::dataset::{SplitOptions, split};
+use crate::drift::{AccuracyEstimator, MonitorCalibration, ReferenceSample};
 use crate::error::{Error, Result};
 use crate::infer::{FeatureExtractor, LinearHead, head_probabilities};
 use crate::model::Classifier;
@@ -36,6 +37,29 @@ use crate::train::{
     EpochMetrics, Evaluation, ImageSet, SkippedImage, TrainConfig, check_targets, evaluate_head,
     extractor_set_features, reference_sample, train_head,
 };
+
+/// `sample` with its stored accuracy estimator refitted on `held_out` rows (rows the head was
+/// not fitted on); unchanged when it has no calibration or the rows cannot fit one.
+fn held_out_accuracy(
+    sample: ReferenceSample,
+    head: &burn::nn::Linear,
+    held_out: &Rows,
+    classes: usize,
+) -> Result<ReferenceSample> {
+    let Some(calibration) = sample.calibration().cloned() else {
+        return Ok(sample);
+    };
+    let probabilities = head_probabilities(&LinearHead::new(head)?, &held_out.features);
+    let score = calibration
+        .accuracy
+        .as_ref()
+        .map_or_else(Default::default, |a| a.score);
+    let accuracy = AccuracyEstimator::fit(&probabilities, classes, &held_out.targets, score).ok();
+    sample.with_calibration(MonitorCalibration {
+        accuracy,
+        ..calibration
+    })
+}
 
 mod promote;
 mod registry;
@@ -312,13 +336,19 @@ pub fn adapt(
         backbone: parent.model.backbone.clone(),
         head,
     };
+    // The drift reference: every new row (what live rows look like from now on: the
+    // backbone's features were not fitted on any of them), with the accuracy estimate fitted
+    // on the held-out rows only (old and new: the head was fitted on the others).
+    let new_rows = Rows::concat(&[&new_train_rows, &new_holdout_rows]);
     let reference = reference_sample(
         &model,
-        &both_holdout.features,
-        &both_holdout.targets,
+        &new_rows.features,
+        &new_rows.targets,
         n_classes,
         &train_config,
-    )?;
+    )?
+    .map(|sample| held_out_accuracy(sample, &model.head, &both_holdout, n_classes))
+    .transpose()?;
     let sha = |m: &Manifest| sha256_hex(m.to_jsonl().as_bytes());
     let lineage = Lineage {
         parent_version: parent.metadata.version().to_string(),

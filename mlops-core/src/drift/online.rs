@@ -42,8 +42,9 @@ pub const SIMULATED_REFERENCES: u64 = 31;
 /// Rows simulated per reference, in ERTs (about ten false alarms each).
 pub const ROWS_PER_REFERENCE: f64 = 10.0;
 
-/// The largest ERT calibrated (simulation time grows with it: about 1 s per 10^4 rows here).
-pub const MAX_ERT: f64 = 1e6;
+/// The largest ERT calibrated (the simulation keeps `SIMULATED_REFERENCES x
+/// ROWS_PER_REFERENCE x ERT` scores in memory: 124 MB at 10^5).
+pub const MAX_ERT: f64 = 1e5;
 
 /// Per-row novelty ranks fitted on a reference sample.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -266,23 +267,35 @@ impl NullLaw {
         self.tables[group][rank]
     }
 
-    /// Per simulated reference: rows simulated over its false alarms, the CUSUM restarted
-    /// after each.
-    fn run_lengths(&self, threshold: f64, allowance: f64, rows: u64, seed: u64) -> Vec<f64> {
+    /// One stream of `rows` normal scores per simulated reference (f32: the bisection runs
+    /// the CUSUM over the same streams at every step).
+    fn streams(&self, rows: u64, seed: u64) -> Vec<Vec<f32>> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         (0..SIMULATED_REFERENCES)
             .map(|_| {
                 let reference = self.reference(&mut rng);
+                (0..rows)
+                    .map(|_| self.draw(&reference, &mut rng) as f32)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Per stream: its rows over its false alarms, the CUSUM restarted after each (no alarm
+    /// at all: the rows, a lower bound).
+    fn run_lengths(streams: &[Vec<f32>], threshold: f64, allowance: f64) -> Vec<f64> {
+        streams
+            .iter()
+            .map(|stream| {
                 let (mut s, mut alarms) = (0.0f64, 0u64);
-                for _ in 0..rows {
-                    s = (s + self.draw(&reference, &mut rng) - allowance).max(0.0);
+                for &z in stream {
+                    s = (s + f64::from(z) - allowance).max(0.0);
                     if s > threshold {
                         alarms += 1;
                         s = 0.0;
                     }
                 }
-                // No alarm at all: at least the simulated rows (a lower bound).
-                rows as f64 / alarms.max(1) as f64
+                stream.len() as f64 / alarms.max(1) as f64
             })
             .collect()
     }
@@ -302,8 +315,9 @@ impl NullLaw {
             ));
         }
         let rows = (ROWS_PER_REFERENCE * ert).ceil() as u64;
+        let streams = self.streams(rows, seed);
         let run_length = |threshold: f64| -> f64 {
-            let mut lengths = self.run_lengths(threshold, allowance, rows, seed);
+            let mut lengths = Self::run_lengths(&streams, threshold, allowance);
             lengths.sort_by(f64::total_cmp);
             lengths[lengths.len() / 2]
         };
@@ -467,7 +481,8 @@ mod tests {
         let calibration = law.calibrate(2000.0, 0.25, 1).unwrap();
         assert!((calibration.simulated_ert / 2000.0 - 1.0).abs() < 0.2);
         // Another seed: the median run length over references is still close to the setting.
-        let mut lengths = law.run_lengths(calibration.threshold, 0.25, 40_000, 99);
+        let streams = law.streams(40_000, 99);
+        let mut lengths = NullLaw::run_lengths(&streams, calibration.threshold, 0.25);
         lengths.sort_by(f64::total_cmp);
         let run = lengths[lengths.len() / 2];
         assert!((run / 2000.0 - 1.0).abs() < 0.35, "median run length {run}");
