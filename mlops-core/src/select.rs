@@ -123,7 +123,8 @@ fn lane_sum(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+/// Dot product, vectorised.
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     lane_sum(a, b, |x, y| x * y)
 }
 

@@ -255,18 +255,21 @@ impl Stratum {
     }
 }
 
-fn row_norms(data: &[f32], dim: usize) -> Vec<f32> {
-    data.chunks(dim)
+/// Squared norm of each row of a row-major matrix of width `dim`.
+pub(crate) fn row_norms(data: &[f32], dim: usize) -> Vec<f32> {
+    data.chunks(dim.max(1))
         .map(|row| row.iter().map(|v| v * v).sum())
         .collect()
 }
 
+/// Squared distance from two squared norms and the dot product (never negative).
 #[inline]
-fn sq_distance(norm_a: f32, norm_b: f32, dot: f32) -> f32 {
+pub(crate) fn sq_distance(norm_a: f32, norm_b: f32, dot: f32) -> f32 {
     (norm_a + norm_b - 2.0 * dot).max(0.0)
 }
 
-fn median(values: &mut [f32]) -> f32 {
+/// The upper median (0 for no values); reorders `values`.
+pub(crate) fn median(values: &mut [f32]) -> f32 {
     if values.is_empty() {
         return 0.0;
     }

@@ -10,9 +10,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::accuracy::{AccuracyEstimator, ConfidenceScore};
-use super::online::{
-    CusumCalibration, NoveltyScorer, NullLaw, conformal_rank, normal_score, row_norms,
-};
+use super::mmd::row_norms;
+use super::online::{CusumCalibration, NoveltyScorer, NullLaw, conformal_rank, normal_score};
 use crate::error::{Error, Result};
 use crate::select::Embeddings;
 
@@ -677,7 +676,8 @@ impl DriftMonitor {
             p_value: cusum.p_value(self.cusum),
             alarm,
             window_rows,
-            estimated_accuracy: fitted.calibration.accuracy.as_ref().and(estimated_accuracy),
+            // Rows are only recorded when the reference has an accuracy estimator.
+            estimated_accuracy,
         }))
     }
 }

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use super::linalg::{View, matmul};
+use super::mmd::{median, row_norms, sq_distance};
 use crate::error::{Error, Result};
+use crate::select::dot;
 
 /// Classes with fewer reference rows than this are ranked against the whole reference.
 pub const MIN_CLASS_ROWS: usize = 10;
@@ -255,13 +257,17 @@ impl NullLaw {
         )
     }
 
-    fn draw(&self, reference: &SimulatedReference, rng: &mut Xoshiro256PlusPlus) -> f64 {
+    /// A simulated live row's group, drawn with the groups' shares.
+    fn group(&self, rng: &mut Xoshiro256PlusPlus) -> usize {
         let u: f64 = rng.random();
-        let group = self
-            .cumulative
+        self.cumulative
             .iter()
             .position(|&c| u < c)
-            .unwrap_or(self.tables.len() - 1);
+            .unwrap_or(self.tables.len() - 1)
+    }
+
+    fn draw(&self, reference: &SimulatedReference, rng: &mut Xoshiro256PlusPlus) -> f64 {
+        let group = self.group(rng);
         let own: f64 = rng.random();
         let rank = reference.0[group].partition_point(|&q| q < own);
         self.tables[group][rank]
@@ -361,13 +367,7 @@ impl NullLaw {
         let mut values = Vec::with_capacity(rows as usize);
         let mut s = 0.0f64;
         for _ in 0..rows {
-            let u: f64 = rng.random();
-            let group = self
-                .cumulative
-                .iter()
-                .position(|&c| u < c)
-                .unwrap_or(self.tables.len() - 1);
-            let table = &self.tables[group];
+            let table = &self.tables[self.group(&mut rng)];
             s = (s + table[rng.random_range(0..table.len())] - allowance).max(0.0);
             values.push(s);
         }
@@ -417,44 +417,6 @@ pub(crate) fn conformal_rank(
         .zip(loo)
         .filter(|&(&k, &s)| (f64::from(s) * (n - 1) as f64 + f64::from(k)) / (n as f64) < own)
         .count()
-}
-
-/// A dot product in eight independent lanes (so the compiler vectorises it).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks
-        .remainder()
-        .iter()
-        .zip(b_chunks.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in a_chunks.zip(b_chunks) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-pub(crate) fn row_norms(data: &[f32], dim: usize) -> Vec<f32> {
-    data.chunks(dim.max(1))
-        .map(|row| row.iter().map(|v| v * v).sum())
-        .collect()
-}
-
-#[inline]
-fn sq_distance(norm_a: f32, norm_b: f32, dot: f32) -> f32 {
-    (norm_a + norm_b - 2.0 * dot).max(0.0)
-}
-
-fn median(values: &mut [f32]) -> f32 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    let mid = values.len() / 2;
-    let (_, value, _) = values.select_nth_unstable_by(mid, f32::total_cmp);
-    *value
 }
 
 #[cfg(test)]
