@@ -32,8 +32,8 @@ use crate::model::classifier::seeded_linear;
 use crate::model::{Backbone, TAIL_UNITS, activation_shape};
 use crate::select::{Budget, Embeddings, Strategy, select_with_probabilities};
 use crate::stats::{Interval, PairedTest, holm, mean_ci95, paired_t_test};
+use crate::train::fast::{Contiguous, FastNet, train_fast};
 use crate::train::features::Rows;
-use crate::train::tail::{Activations, Tail, train_tail};
 use crate::train::{
     EpochMetrics, Evaluation, ImageSet, SkippedImage, TrainConfig, TrainMode, evaluate_head,
     extractor_set_features, train_head,
@@ -218,18 +218,18 @@ pub struct ExperimentResults {
 }
 
 /// What is trained: a linear head on pooled features, or a tail of the network with the head
-/// on activation rows of a shape.
+/// on activation rows (trained on the fast path).
 #[derive(Debug, Clone)]
 enum Model {
     Head(Linear),
-    Tail(Box<Tail>, [usize; 3]),
+    Tail(Box<FastNet>),
 }
 
-/// `rows` as activations of `shape`.
-fn view(rows: &Rows, shape: [usize; 3]) -> Activations<'_> {
-    Activations {
+/// `rows` as input rows of `tail`.
+fn view<'a>(rows: &'a Rows, tail: &FastNet) -> Contiguous<'a> {
+    Contiguous {
         values: &rows.features,
-        shape,
+        row_len: tail.input_len(),
     }
 }
 
@@ -256,16 +256,17 @@ impl Model {
                 )?;
                 (Model::Head(head), history)
             }
-            Model::Tail(tail, shape) => {
-                let (tail, history) = train_tail(
+            Model::Tail(tail) => {
+                let empty = Rows::concat(&[]);
+                let (train_rows, test_rows) = (view(train, &tail), view(&empty, &tail));
+                let (tail, history) = train_fast(
                     *tail,
-                    (view(train, shape), &train.targets),
-                    (view(&Rows::concat(&[]), shape), &[]),
-                    classes,
+                    (&train_rows, &train.targets),
+                    (&test_rows, &[]),
                     config,
                     control,
                 )?;
-                (Model::Tail(Box::new(tail), shape), history)
+                (Model::Tail(Box::new(tail)), history)
             }
         })
     }
@@ -275,17 +276,15 @@ impl Model {
             Model::Head(head) => {
                 evaluate_head(head, &rows.features, &rows.targets, classes, device)
             }
-            Model::Tail(tail, shape) => {
-                tail.evaluate(view(rows, *shape), &rows.targets, classes, device)
-            }
+            Model::Tail(tail) => tail.evaluate(&view(rows, tail), &rows.targets),
         }
     }
 
     /// Pooled features of `rows` (the rows themselves for a linear head).
-    fn features(&self, rows: &Rows, device: &Device) -> Result<Vec<f32>> {
+    fn features(&self, rows: &Rows) -> Result<Vec<f32>> {
         match self {
             Model::Head(_) => Ok(rows.features.clone()),
-            Model::Tail(tail, shape) => tail.features_of(view(rows, *shape), device),
+            Model::Tail(tail) => tail.features_of(&view(rows, tail)),
         }
     }
 
@@ -302,7 +301,7 @@ impl Model {
                     .try_to_vec_as::<f32>()
                     .map_err(|e| Error::internal("logits", e))?
             }
-            Model::Tail(tail, shape) => tail.logits_of(view(rows, *shape), device)?,
+            Model::Tail(tail) => tail.logits_of(&view(rows, tail))?,
         };
         let classes = logits.len().checked_div(rows.targets.len()).unwrap_or(1);
         let mut probabilities = logits;
@@ -436,7 +435,7 @@ pub fn run_shift_experiment(
     let fresh = match (units, backbone) {
         (0, _) => Model::Head(head),
         (_, Backbone::EfficientNetLite0(net)) => {
-            Model::Tail(Box::new(Tail::of(net, head, units)?), shape)
+            Model::Tail(Box::new(FastNet::of(net, &head, units, false, shape)?))
         }
         _ => {
             return Err(Error::invalid(
@@ -448,7 +447,7 @@ pub fn run_shift_experiment(
     let (monday_model, monday_history) =
         fresh.train(&monday_train, &monday_test, n_classes, t, control)?;
     let embeddings = Embeddings::new(
-        monday_model.features(&monday_train, &device)?,
+        monday_model.features(&monday_train)?,
         backbone.kind().features(),
     )?
     .l2_normalised();

@@ -196,6 +196,7 @@ pub mod infer;
 mod json_float;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+mod linalg;
 #[cfg(feature = "train")]
 pub mod model;
 mod names;

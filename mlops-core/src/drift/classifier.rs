@@ -13,7 +13,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-use super::linalg::{cholesky_solve, normal_upper_tail};
+use crate::linalg::{cholesky_solve, normal_upper_tail};
 
 /// L2 penalty on the weights (not the bias), per unit of total sample weight.
 const PENALTY: f64 = 1e-2;

@@ -9,7 +9,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::linalg::{View, matmul};
+use crate::linalg::{View, matmul};
 
 /// A reference sample prepared for MMD checks.
 #[derive(Debug, Clone)]

@@ -46,7 +46,6 @@
 mod accuracy;
 mod classifier;
 mod ks;
-mod linalg;
 mod mmd;
 mod monitor;
 pub mod online;

@@ -29,9 +29,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use super::linalg::{View, matmul};
 use super::mmd::{median, row_norms, sq_distance};
 use crate::error::{Error, Result};
+use crate::linalg::{View, matmul};
 use crate::select::dot;
 
 /// Classes with fewer reference rows than this are ranked against the whole reference.

@@ -4,7 +4,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::linalg::{View, matmul, orthonormalise_columns, symmetric_eigen};
+use crate::linalg::{View, matmul, orthonormalise_columns, symmetric_eigen};
 
 /// Extra columns of the random subspace beyond the components kept.
 const OVERSAMPLING: usize = 10;

@@ -23,12 +23,12 @@
 //! # Ok::<(), mlops_core::Error>(())
 //! ```
 
-mod depthwise;
+pub(crate) mod depthwise;
 mod fold;
 mod head;
 mod lite0;
 mod pointwise;
-mod simd;
+pub(crate) mod simd;
 mod stem;
 
 use burn::module::{Module, ModuleVisitor, Param};

@@ -173,6 +173,18 @@ pub(crate) fn dispatch<K: Kernel>(kernel: K) -> K::Output {
     kernel.run(Portable)
 }
 
+/// Runs `f` with AVX2 + FMA enabled where the CPU has them and the portable path is not
+/// forced, so that the compiler vectorises `f`'s loops with them. `f` must be an
+/// `#[inline(always)]` closure, and what it calls `#[inline(always)]` too.
+#[inline]
+pub(crate) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(v3) = avx2() {
+        return v3.vectorize(f);
+    }
+    f()
+}
+
 /// The name of the instruction set [`dispatch`] picks on this CPU (part of feature-cache
 /// keys).
 pub(crate) fn instruction_set() -> &'static str {

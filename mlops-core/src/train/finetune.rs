@@ -24,6 +24,19 @@ pub(crate) struct Loaded {
     pub(crate) chw: Vec<f32>,
 }
 
+/// Loaded images as rows of the fast trainer.
+pub(crate) struct LoadedImages<'a>(pub(crate) &'a [Loaded]);
+
+impl super::fast::Rows for LoadedImages<'_> {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+
+    fn row(&self, i: usize) -> &[f32] {
+        &self.0[i].chw
+    }
+}
+
 fn load_one(root: &Path, image_path: &str, preprocess: &Preprocess) -> Result<Vec<f32>> {
     let path = root.join(image_path);
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;

@@ -15,8 +15,8 @@ use super::{EpochMetrics, TrainConfig};
 use crate::control::Control;
 use crate::error::Result;
 
-/// Seeded batch order of one epoch.
-pub(crate) fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+/// Seeded batch order of one epoch (0-based): every trainer takes its batches in this order.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(
         seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),

@@ -27,6 +27,7 @@ use crate::model::{Backbone, Classifier, TAIL_UNITS, activation_shape, seeded_li
 use crate::vision::Preprocess;
 
 mod evaluate;
+pub mod fast;
 pub(crate) mod features;
 mod finetune;
 mod head;
@@ -34,9 +35,10 @@ pub mod tail;
 
 pub use evaluate::{Evaluation, evaluate_head, evaluate_logits, probabilities, score};
 pub use features::{backbone_features, extractor_features, extractor_set_features, set_features};
-pub use head::train_head;
+pub use head::{epoch_order, train_head};
 
-use finetune::{fine_tune, load_images};
+use fast::{FastNet, Rows, train_fast};
+use finetune::{LoadedImages, fine_tune, load_images};
 
 /// Which parameters are trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -421,6 +423,18 @@ pub fn train(
             if train_images.is_empty() {
                 return Err(no_training_image());
             }
+            if let (FeatureEngine::Fast, Backbone::EfficientNetLite0(_)) =
+                (config.feature_engine, &backbone)
+            {
+                return fast_fine_tune(
+                    backbone,
+                    classes,
+                    (&train_images, &test_images),
+                    skipped,
+                    config,
+                    control,
+                );
+            }
             let classifier = Classifier::new(backbone, classes.len(), config.seed, &device);
             let started = Instant::now();
             let (model, history, test) = fine_tune(
@@ -455,6 +469,14 @@ pub(crate) struct ActivationRows {
 }
 
 impl ActivationRows {
+    /// The rows for the fast trainer.
+    pub(crate) fn rows(&self) -> fast::Contiguous<'_> {
+        fast::Contiguous {
+            values: &self.values,
+            row_len: self.shape.iter().product(),
+        }
+    }
+
     /// The rows as [`tail::Activations`].
     pub(crate) fn view(&self) -> tail::Activations<'_> {
         tail::Activations {
@@ -537,6 +559,22 @@ fn partial_fine_tune(
         config.seed,
         &device,
     );
+    if config.feature_engine == FeatureEngine::Fast {
+        let net = FastNet::of(&net, &head, config.tail_blocks, false, train_rows.shape)
+            .map(|fast| (fast, net, head))?;
+        return finish_fast(
+            net,
+            (&train_rows.rows(), &train_rows.targets),
+            (&test_rows.rows(), &test_rows.targets),
+            FinishFast {
+                skipped,
+                feature_seconds,
+                n_classes,
+            },
+            config,
+            control,
+        );
+    }
     let started = Instant::now();
     let (tail, history) = tail::train_tail(
         tail::Tail::of(&net, head, config.tail_blocks)?,
@@ -574,4 +612,95 @@ fn partial_fine_tune(
         train_seconds,
         reference,
     })
+}
+
+/// What [`finish_fast`] reports besides training.
+struct FinishFast {
+    skipped: Vec<SkippedImage>,
+    feature_seconds: f64,
+    n_classes: usize,
+}
+
+/// Trains `fast` (copied from `net` and `head`) on the fast path, writes the trained values
+/// back into them, and evaluates, with the drift reference from the test rows (or the
+/// training rows, [`TrainConfig::reference_source`]) as the trained network sees them.
+fn finish_fast(
+    (fast, mut net, mut head): (FastNet, crate::model::EfficientNetLite0, burn::nn::Linear),
+    train: (&dyn Rows, &[u32]),
+    test: (&dyn Rows, &[u32]),
+    report: FinishFast,
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let (fast, history) = train_fast(fast, train, test, config, control)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let test_eval = fast.evaluate(test.0, test.1)?;
+    let source = config
+        .reference_source
+        .choose(&test, &train, test.1.is_empty());
+    let reference_features = fast.features_of(source.0)?;
+    fast.write_into(&mut net, &mut head);
+    let model = Classifier {
+        backbone: Backbone::EfficientNetLite0(net),
+        head,
+    };
+    let reference = reference_sample(
+        &model,
+        &reference_features,
+        source.1,
+        report.n_classes,
+        config,
+    )?;
+    Ok(TrainOutcome {
+        model,
+        history,
+        test: test_eval,
+        skipped: report.skipped,
+        feature_seconds: report.feature_seconds,
+        train_seconds,
+        reference,
+    })
+}
+
+/// [`TrainMode::FineTune`] of EfficientNet-Lite0 on the fast path: the stem, every block, the
+/// head convolution and a fresh linear head trained on preprocessed images.
+fn fast_fine_tune(
+    backbone: Backbone,
+    classes: &ClassMap,
+    (train_images, test_images): (&[finetune::Loaded], &[finetune::Loaded]),
+    skipped: Vec<SkippedImage>,
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<TrainOutcome> {
+    let Backbone::EfficientNetLite0(net) = backbone else {
+        return Err(Error::invalid(
+            "mode",
+            "fast fine-tuning needs EfficientNet-Lite0",
+        ));
+    };
+    let device = config.backend.device();
+    let n_classes = classes.len();
+    let head = seeded_linear(
+        crate::model::efficientnet::FEATURES,
+        n_classes,
+        config.seed,
+        &device,
+    );
+    let size = config.preprocess.size as usize;
+    let fast = FastNet::of(&net, &head, TAIL_UNITS, true, [3, size, size])?;
+    let train_targets: Vec<u32> = train_images.iter().map(|l| l.target).collect();
+    let test_targets: Vec<u32> = test_images.iter().map(|l| l.target).collect();
+    finish_fast(
+        (fast, net, head),
+        (&LoadedImages(train_images), &train_targets),
+        (&LoadedImages(test_images), &test_targets),
+        FinishFast {
+            skipped,
+            feature_seconds: 0.0,
+            n_classes,
+        },
+        config,
+        control,
+    )
 }

@@ -1,4 +1,5 @@
-//! The small dense linear algebra the detectors need: a row-parallel matrix product (gemm),
+//! The small dense linear algebra of the drift detectors and the training kernels: matrix
+//! products (gemm), row-parallel or with gemm's own threads,
 //! Gram-Schmidt orthonormalisation, a symmetric eigen-solver for small matrices, a Cholesky
 //! solve, and the normal tail probability.
 
@@ -53,7 +54,8 @@ const ROW_BLOCK: usize = 32;
 /// `a * b` as a row-major `a.rows x b.cols` matrix. Row blocks run in parallel; each block is
 /// one gemm call, so the result does not depend on the number of threads.
 ///
-/// The one `unsafe` block of the crate outside tests: gemm takes raw pointers and strides.
+/// One of the two `unsafe` blocks of the crate outside tests (the other is [`gemm_into`]):
+/// gemm takes raw pointers and strides.
 #[allow(unsafe_code)]
 pub(crate) fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
     assert!(a.cols == b.rows && a.in_bounds() && b.in_bounds());
@@ -96,6 +98,63 @@ pub(crate) fn matmul(a: View<'_>, b: View<'_>) -> Vec<f32> {
             }
         });
     out
+}
+
+/// `dst = a * b`, or `dst += a * b` with `accumulate`, for a row-major `a.rows x b.cols`
+/// `dst`, computed by gemm on rayon's threads (`parallel`) or on the calling one. The result
+/// does not depend on timing: gemm splits the output between threads, never the inner
+/// dimension.
+#[cfg(feature = "train")]
+#[allow(unsafe_code)]
+pub(crate) fn gemm_into(
+    dst: &mut [f32],
+    a: View<'_>,
+    b: View<'_>,
+    accumulate: bool,
+    parallel: bool,
+) {
+    assert!(a.cols == b.rows && a.in_bounds() && b.in_bounds());
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert_eq!(dst.len(), m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: `dst` holds `m x n` values at row stride `n` (asserted); `a` and `b` are in
+    // bounds as asserted above. gemm reads and writes only inside these extents.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
 }
 
 /// Orthonormalises the columns of the row-major `rows x cols` matrix `q` in place (modified
