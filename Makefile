@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE := --release
 
-.PHONY: prepare test-build features-check experiment bench-drift-monitor bench-drift-monitor-peers fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-corrupt-peer bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
+.PHONY: prepare test-build features-check experiment bench-train bench-drift-monitor bench-drift-monitor-peers fuzz soak soak-short bench-drift bench-build all test rust-test py-test lint venv build-tools wheels demo demo-data bench bench-data bench-pillow bench-corrupt-peer bench-model bench-ort bench-ort-predict bench-torch-venv bench-torch bench-stream bench-e2e bench-python clean
 
 all: test
 
@@ -127,6 +127,17 @@ bench-ort: bench-torch-venv demo-data
 	$(CARGO) build $(PROFILE) --example model_timing --example backbone_features
 	mkdir -p target/bench-results
 	.venv-torch/bin/python benches/ort_forward.py
+
+## Training speed at every depth (tail 1, 2, 4, 8 units, full fine-tuning) side by side with
+## a plain PyTorch loop on the same images, weights and head (docs/benchmarks.md):
+## train_timing times ours (and Burn's autodiff on the tails) and dumps the data and its first
+## step; benches/torch_train.py checks the first step's loss and gradient norms against ours,
+## then times PyTorch.
+bench-train: bench-torch-venv demo-data
+	$(CARGO) build $(PROFILE) --example train_timing
+	mkdir -p target/bench-train
+	target/release/examples/train_timing --burn --dump target/bench-train > /dev/null
+	.venv-torch/bin/python benches/torch_train.py --dir target/bench-train | tee target/bench-train/table.md
 
 bench-torch-venv:
 	test -x .venv-torch/bin/python || python3 -m venv .venv-torch

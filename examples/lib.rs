@@ -178,3 +178,21 @@ pub fn init_logging() {
         log::set_max_level(level);
     }
 }
+
+/// This process's CPU seconds (user + system) and minor page faults, from /proc/self/stat.
+pub fn process_counters() -> (f64, u64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at index 2 (state).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let get = |i: usize| {
+        fields
+            .get(i - 2)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = 100.0; // USER_HZ on Linux
+    ((get(13) + get(14)) as f64 / ticks, get(9))
+}

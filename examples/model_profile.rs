@@ -35,31 +35,13 @@ struct Args {
     images: usize,
 }
 
-/// This process's CPU seconds (user + system) and minor page faults, from /proc/self/stat.
-fn process_counters() -> (f64, u64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at index 2 (state).
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let get = |i: usize| {
-        fields
-            .get(i - 2)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let ticks = 100.0; // USER_HZ on Linux
-    ((get(13) + get(14)) as f64 / ticks, get(9))
-}
-
 /// Runs `f` and returns (wall seconds, cores busy, minor faults).
 fn measure(mut f: impl FnMut()) -> (f64, f64, u64) {
-    let (cpu0, faults0) = process_counters();
+    let (cpu0, faults0) = mlops_examples::process_counters();
     let started = Instant::now();
     f();
     let wall = started.elapsed().as_secs_f64();
-    let (cpu1, faults1) = process_counters();
+    let (cpu1, faults1) = mlops_examples::process_counters();
     (wall, (cpu1 - cpu0) / wall, faults1 - faults0)
 }
 

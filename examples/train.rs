@@ -58,9 +58,17 @@ struct Args {
     /// flex or ndarray.
     #[arg(long, default_value = "flex")]
     backend: ComputeBackend,
-    /// Backbone features: `fast` (the inference path) or `burn` (the reference).
+    /// Backbone features and fine-tuning of EfficientNet-Lite0: `fast` (our kernels) or
+    /// `burn` (Burn's autodiff, the reference).
     #[arg(long, default_value = "fast")]
     engine: FeatureEngine,
+    /// How partial fine-tuning keeps the activations at the cut: f16 or f32.
+    #[arg(long, default_value = "f16")]
+    activation_precision: mlops_core::train::fast::ActivationPrecision,
+    /// MiB of activations at the cut kept in memory per set in partial fine-tuning; beyond,
+    /// they go to a temporary file and are read back per batch.
+    #[arg(long, default_value_t = 4096)]
+    activation_memory_mib: u64,
     /// Epochs.
     #[arg(long, default_value_t = 15)]
     epochs: usize,
@@ -131,6 +139,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         backend,
         feature_engine: args.engine,
         feature_cache: args.feature_cache.clone(),
+        activation_precision: args.activation_precision,
+        activation_memory: args.activation_memory_mib << 20,
         ..TrainConfig::default()
     };
     eprintln!(

@@ -18,7 +18,9 @@ use mlops_core::dataset::Manifest;
 use mlops_core::infer::{FeatureEngine, FeatureExtractor};
 use mlops_core::model::weights::load_lite0;
 use mlops_core::model::{Backbone, TAIL_UNITS, activation_shape, seeded_linear};
-use mlops_core::train::fast::{Contiguous, FastNet, train_fast};
+use mlops_core::train::fast::{
+    ActivationPrecision, Contiguous, FastNet, RowStore, Rows, train_fast,
+};
 use mlops_core::train::tail::{Activations, Tail, train_tail};
 use mlops_core::train::{TrainConfig, TrainMode};
 use mlops_core::vision::Preprocess;
@@ -55,6 +57,9 @@ struct Args {
     /// Also time Burn's autodiff (the reference engine) at each depth.
     #[arg(long)]
     burn: bool,
+    /// How the activations at the cut are kept: f16 or f32.
+    #[arg(long, default_value = "f16")]
+    precision: ActivationPrecision,
     /// Folder for the data and first-step figures the PyTorch side reads.
     #[arg(long)]
     dump: Option<PathBuf>,
@@ -183,10 +188,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (cut, activation_shape(size, size, TAIL_UNITS - units))
         };
         let row_len: usize = shape.iter().product();
-        let view = Contiguous {
+        // Training reads the cut activations as training keeps them (f16 by default), the
+        // images as f32; the first-step check below uses the f32 rows, as PyTorch does.
+        let contiguous = Contiguous {
             values: &rows,
             row_len,
         };
+        let mut store = RowStore::new(row_len, args.precision, u64::MAX, &std::env::temp_dir());
+        if !stem {
+            for i in 0..n {
+                store.push(view_row(&rows, row_len, i))?;
+            }
+        }
+        let view: &dyn Rows = if stem { &contiguous } else { &store };
         // The first step's loss and gradient norms (for the PyTorch side's check).
         let mut first = FastNet::of(&net, &head, units, stem, shape)?;
         let x: Vec<f32> = first_batch
@@ -213,10 +227,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             values: &[],
             row_len,
         };
+        let (cpu0, faults0) = mlops_examples::process_counters();
         let started = Instant::now();
         let (trained, history) =
-            train_fast(fast, (&view, &targets), (&empty, &[]), &config, &control)?;
+            train_fast(fast, (view, &targets), (&empty, &[]), &config, &control)?;
         let wall = started.elapsed().as_secs_f64();
+        let (cpu1, faults1) = mlops_examples::process_counters();
         let epoch_seconds = median(history.iter().map(|m| m.seconds).collect());
         let profile = trained.profile().clone();
         let macs = forward_macs(units, stem, size);
@@ -249,9 +265,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "fast_epoch_seconds": epoch_seconds,
             "fast_epochs": history.iter().map(|m| m.seconds).collect::<Vec<_>>(),
             "fast_wall_seconds": wall,
+            "fast_cores_busy": (cpu1 - cpu0) / wall,
+            "fast_minor_faults_per_image": (faults1 - faults0) as f64 / (n * args.epochs) as f64,
             "burn_epoch_seconds": burn_seconds,
             "forward_gmacs_per_image": macs / 1e9,
-            "cache_bytes_per_image": if stem { 0 } else { row_len * 4 },
+            "cache_bytes_per_image": if stem { 0 } else { store.row_bytes() },
+            "cache_precision": if stem { "none (images)".to_string() } else { args.precision.to_string() },
             "profile_seconds_per_epoch": profile_per_epoch(&profile, args.epochs),
             "first_step": {"loss": outcome.loss_sum / labels.len() as f64, "grad_norms": norms},
             "final_train_accuracy": history.last().map(|m| m.train_accuracy),

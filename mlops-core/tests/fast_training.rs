@@ -19,7 +19,7 @@ use mlops_core::dataset::ClassMap;
 use mlops_core::infer::{FeatureEngine, FeatureExtractor};
 use mlops_core::model::weights::{LITE0_WHEEL_PREFIX, load_lite0};
 use mlops_core::model::{Backbone, EfficientNetLite0, TAIL_UNITS, activation_shape, seeded_linear};
-use mlops_core::train::fast::{Contiguous, FastNet};
+use mlops_core::train::fast::{ActivationPrecision, Contiguous, FastNet};
 use mlops_core::train::tail::Tail;
 use mlops_core::train::{EpochMetrics, ImageSet, TrainConfig, TrainMode, train};
 use mlops_core::vision::Preprocess;
@@ -496,4 +496,85 @@ fn full_fine_tuning_on_the_fast_path_learns_and_predicts_what_it_measured() {
         .filter(|(a, b)| a == b)
         .count();
     assert!(agree + 1 >= ids.len(), "{agree} of {} agree", ids.len());
+}
+
+/// Activations at the cut kept as f16 (the default) train like f32 ones, and rows spilled to
+/// a temporary file train to the same bytes as rows in memory.
+#[test]
+fn compact_and_spilled_activations_train_like_f32_in_memory() {
+    let config = TrainConfig {
+        mode: TrainMode::PartialFineTune,
+        tail_blocks: 2,
+        epochs: 2,
+        ..TrainConfig::default()
+    };
+    assert_eq!(config.activation_precision, ActivationPrecision::F16);
+    let f16 = train_monday(&config, 4);
+    let spilled = train_monday(
+        &TrainConfig {
+            activation_memory: 1,
+            ..config.clone()
+        },
+        4,
+    );
+    assert_eq!(weights_of(&f16), weights_of(&spilled));
+    let f32_run = train_monday(
+        &TrainConfig {
+            activation_precision: ActivationPrecision::F32,
+            ..config.clone()
+        },
+        4,
+    );
+    eprintln!(
+        "test accuracy f16 {:.3} f32 {:.3}; train loss f16 {:?} f32 {:?}",
+        f16.test.accuracy,
+        f32_run.test.accuracy,
+        f16.history.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
+        f32_run
+            .history
+            .iter()
+            .map(|m| m.train_loss)
+            .collect::<Vec<_>>()
+    );
+    assert!((f16.test.accuracy - f32_run.test.accuracy).abs() <= 0.02);
+    for (a, b) in f16.history.iter().zip(&f32_run.history) {
+        assert!((a.train_loss - b.train_loss).abs() < 1e-2, "{a:?} vs {b:?}");
+    }
+    // One step's gradients on f16-rounded activations against f32 ones, 4 units.
+    let net = lite0();
+    let backbone = Backbone::EfficientNetLite0(net.clone());
+    let head = seeded_linear(1280, 5, 11, &Device::flex());
+    let (images, targets) = photos(10);
+    let refs: Vec<&[f32]> = images.iter().map(Vec::as_slice).collect();
+    let cut = FeatureExtractor::with_cut(&backbone, &Device::flex(), FeatureEngine::Fast, 4)
+        .unwrap()
+        .features(&refs, 256)
+        .unwrap();
+    let rounded: Vec<f32> = cut
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    let shape = activation_shape(256, 256, TAIL_UNITS - 4);
+    let mut fast = FastNet::of(&net, &head, 4, false, shape).unwrap();
+    let (exact, _) = fast.clone().gradients(&cut, 10, &targets);
+    let (approx, _) = fast.gradients(&rounded, 10, &targets);
+    let mut worst = 0f64;
+    let mut at = 0;
+    for &len in fast.tensor_lengths() {
+        let (a, b) = (&exact[at..at + len], &approx[at..at + len]);
+        let diff: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        worst = worst.max(norm(&diff) / norm(a).max(1e-3));
+        at += len;
+    }
+    let all: Vec<f32> = exact.iter().zip(&approx).map(|(x, y)| x - y).collect();
+    let overall = norm(&all) / norm(&exact);
+    eprintln!(
+        "f16 activations: gradients within {overall:.2e} of f32's overall (L2, relative), \
+         worst tensor {worst:.2e}"
+    );
+    // Rounding the input by up to 4.9e-4 flips a few ReLU6 masks and moves the statistics of
+    // a 10-image batch: measured 1.4% overall, 3.7% on the worst tensor; the training runs
+    // above are what matters (same accuracy, losses within 1e-4).
+    assert!(overall < 3e-2, "{overall:.2e}");
+    assert!(worst < 0.1, "{worst:.2e}");
 }

@@ -84,6 +84,25 @@ pub fn extractor_set_features(
     cache: Option<&Path>,
     control: &Control,
 ) -> Result<(Vec<f32>, Vec<u32>, Vec<SkippedImage>)> {
+    let mut features = Vec::new();
+    let (targets, skipped) =
+        extractor_set_rows(extractor, set, preprocess, cache, control, &mut |row| {
+            features.extend_from_slice(row);
+            Ok(())
+        })?;
+    Ok((features, targets, skipped))
+}
+
+/// [`extractor_set_features`] handing each readable image's row to `sink` in manifest order
+/// instead of collecting them (so that rows larger than memory can go elsewhere).
+pub(crate) fn extractor_set_rows(
+    extractor: &FeatureExtractor,
+    set: &ImageSet<'_>,
+    preprocess: &Preprocess,
+    cache: Option<&Path>,
+    control: &Control,
+    sink: &mut dyn FnMut(&[f32]) -> Result<()>,
+) -> Result<(Vec<u32>, Vec<SkippedImage>)> {
     let size = preprocess.size as usize;
     let width = extractor.row_len(size);
     let prepare = |sample: &crate::dataset::Sample| -> Result<Prepared> {
@@ -106,7 +125,7 @@ pub fn extractor_set_features(
     };
     let samples = &set.manifest.samples;
     let total = Some(samples.len() as u64);
-    let mut features = Vec::with_capacity(samples.len() * width);
+    let mut rows = 0usize;
     let mut targets = Vec::with_capacity(samples.len());
     let mut skipped = Vec::new();
     let mut chunks = samples.chunks(feature_batch());
@@ -130,7 +149,7 @@ pub fn extractor_set_features(
         let mut fresh_rows = computed.chunks_exact(width);
         for (sample, prepared) in part.iter().zip(prepared) {
             match prepared {
-                Ok(Prepared::Cached(row)) => features.extend_from_slice(&row),
+                Ok(Prepared::Cached(row)) => sink(&row)?,
                 Ok(Prepared::Fresh { hash, .. }) => {
                     let row = fresh_rows.next().ok_or_else(|| {
                         Error::internal("backbone features", "fewer feature rows than images")
@@ -138,7 +157,7 @@ pub fn extractor_set_features(
                     if let Some(file) = cache_file(cache, &hash, preprocess, extractor) {
                         write_cached(&file, row)?;
                     }
-                    features.extend_from_slice(row);
+                    sink(row)?;
                 }
                 Err(e) => {
                     skipped.push(SkippedImage {
@@ -148,16 +167,17 @@ pub fn extractor_set_features(
                     continue;
                 }
             }
+            rows += 1;
             targets.push(sample.target);
         }
         control.report(Progress::items(
             "features",
-            (features.len() / width.max(1) + skipped.len()) as u64,
+            (rows + skipped.len()) as u64,
             total,
         ));
         current = next;
     }
-    Ok((features, targets, skipped))
+    Ok((targets, skipped))
 }
 
 /// Backbone features of preprocessed images, `[n, d]` row-major, cached under `cache` (keyed

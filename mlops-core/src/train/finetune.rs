@@ -32,8 +32,20 @@ impl super::fast::Rows for LoadedImages<'_> {
         self.0.len()
     }
 
-    fn row(&self, i: usize) -> &[f32] {
-        &self.0[i].chw
+    fn read_row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        let image = &self.0[i].chw;
+        if image.len() != out.len() {
+            return Err(Error::invalid(
+                "images",
+                format!(
+                    "image {i} has {} values, the network takes {}",
+                    image.len(),
+                    out.len()
+                ),
+            ));
+        }
+        out.copy_from_slice(image);
+        Ok(())
     }
 }
 

@@ -37,7 +37,7 @@ pub use evaluate::{Evaluation, evaluate_head, evaluate_logits, probabilities, sc
 pub use features::{backbone_features, extractor_features, extractor_set_features, set_features};
 pub use head::{epoch_order, train_head};
 
-use fast::{FastNet, Rows, train_fast};
+use fast::{ActivationPrecision, FastNet, RowStore, Rows, train_fast};
 use finetune::{LoadedImages, fine_tune, load_images};
 
 /// Which parameters are trained.
@@ -97,6 +97,13 @@ pub struct TrainConfig {
     /// EfficientNet-Lite0: 1 = the head convolution (default), 2 = also the last block, ...,
     /// 17 = everything after the stem.
     pub tail_blocks: usize,
+    /// How partial fine-tuning on the fast path keeps the activations at the cut: f16 (the
+    /// default: half the bytes) or f32.
+    pub activation_precision: ActivationPrecision,
+    /// Bytes of activations at the cut partial fine-tuning keeps in memory per set; beyond
+    /// them the rows go to an anonymous temporary file (in the feature cache folder, or the
+    /// system's temporary folder) and are read back batch by batch. Default 4 GiB.
+    pub activation_memory: u64,
 }
 
 /// Which rows a model's drift reference sample comes from.
@@ -146,6 +153,8 @@ impl Default for TrainConfig {
             reference_rows: 1000,
             reference_source: ReferenceSource::Test,
             tail_blocks: 1,
+            activation_precision: ActivationPrecision::F16,
+            activation_memory: 4 << 30,
         }
     }
 }
@@ -469,14 +478,6 @@ pub(crate) struct ActivationRows {
 }
 
 impl ActivationRows {
-    /// The rows for the fast trainer.
-    pub(crate) fn rows(&self) -> fast::Contiguous<'_> {
-        fast::Contiguous {
-            values: &self.values,
-            row_len: self.shape.iter().product(),
-        }
-    }
-
     /// The rows as [`tail::Activations`].
     pub(crate) fn view(&self) -> tail::Activations<'_> {
         tail::Activations {
@@ -535,6 +536,9 @@ fn partial_fine_tune(
     config: &TrainConfig,
     control: &Control,
 ) -> Result<TrainOutcome> {
+    if config.feature_engine == FeatureEngine::Fast {
+        return fast_partial_fine_tune(backbone, classes, (train_set, test_set), config, control);
+    }
     let started = Instant::now();
     let extractor = tail_extractor(&backbone, config)?;
     let Backbone::EfficientNetLite0(net) = backbone else {
@@ -559,22 +563,6 @@ fn partial_fine_tune(
         config.seed,
         &device,
     );
-    if config.feature_engine == FeatureEngine::Fast {
-        let net = FastNet::of(&net, &head, config.tail_blocks, false, train_rows.shape)
-            .map(|fast| (fast, net, head))?;
-        return finish_fast(
-            net,
-            (&train_rows.rows(), &train_rows.targets),
-            (&test_rows.rows(), &test_rows.targets),
-            FinishFast {
-                skipped,
-                feature_seconds,
-                n_classes,
-            },
-            config,
-            control,
-        );
-    }
     let started = Instant::now();
     let (tail, history) = tail::train_tail(
         tail::Tail::of(&net, head, config.tail_blocks)?,
@@ -698,6 +686,90 @@ fn fast_fine_tune(
         FinishFast {
             skipped,
             feature_seconds: 0.0,
+            n_classes,
+        },
+        config,
+        control,
+    )
+}
+
+/// Activations of `set` at the cut of `config.tail_blocks` (cached like features) in a
+/// [`RowStore`]: at [`TrainConfig::activation_precision`], in memory up to
+/// [`TrainConfig::activation_memory`] bytes, in a temporary file beyond.
+fn stored_activations(
+    extractor: &FeatureExtractor,
+    set: &ImageSet<'_>,
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<(RowStore, Vec<u32>, Vec<SkippedImage>)> {
+    let size = config.preprocess.size as usize;
+    let shape = activation_shape(size, size, TAIL_UNITS - config.tail_blocks);
+    let spill = config
+        .feature_cache
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let mut store = RowStore::new(
+        shape.iter().product(),
+        config.activation_precision,
+        config.activation_memory,
+        &spill,
+    );
+    let (targets, skipped) = features::extractor_set_rows(
+        extractor,
+        set,
+        &config.preprocess,
+        config.feature_cache.as_deref(),
+        control,
+        &mut |row| store.push(row),
+    )?;
+    Ok((store, targets, skipped))
+}
+
+/// [`TrainMode::PartialFineTune`] on the fast path: activations at the cut computed once
+/// (cached on disk like features, stored compactly, see [`stored_activations`]), the tail and
+/// a fresh head trained on them, the trained values written back into the backbone.
+fn fast_partial_fine_tune(
+    backbone: Backbone,
+    classes: &ClassMap,
+    (train_set, test_set): (&ImageSet<'_>, &ImageSet<'_>),
+    config: &TrainConfig,
+    control: &Control,
+) -> Result<TrainOutcome> {
+    let started = Instant::now();
+    let extractor = tail_extractor(&backbone, config)?;
+    let Backbone::EfficientNetLite0(net) = backbone else {
+        return Err(Error::invalid(
+            "mode",
+            "partial fine-tuning needs EfficientNet-Lite0",
+        ));
+    };
+    let (train_rows, train_targets, mut skipped) =
+        stored_activations(&extractor, train_set, config, control)?;
+    if train_targets.is_empty() {
+        return Err(Error::invalid("train", "no readable training image"));
+    }
+    let (test_rows, test_targets, test_skipped) =
+        stored_activations(&extractor, test_set, config, control)?;
+    skipped.extend(test_skipped);
+    drop(extractor);
+    let feature_seconds = started.elapsed().as_secs_f64();
+    let n_classes = classes.len();
+    let head = seeded_linear(
+        crate::model::efficientnet::FEATURES,
+        n_classes,
+        config.seed,
+        &config.backend.device(),
+    );
+    let size = config.preprocess.size as usize;
+    let shape = activation_shape(size, size, TAIL_UNITS - config.tail_blocks);
+    let fast = FastNet::of(&net, &head, config.tail_blocks, false, shape)?;
+    finish_fast(
+        (fast, net, head),
+        (&train_rows, &train_targets),
+        (&test_rows, &test_targets),
+        FinishFast {
+            skipped,
+            feature_seconds,
             n_classes,
         },
         config,

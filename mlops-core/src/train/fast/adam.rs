@@ -58,6 +58,69 @@ impl Adam {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::nn::LinearConfig;
+    use burn::optim::{AdamConfig, GradientsParams};
+    use burn::prelude::*;
+
+    /// Every float parameter's values, in visiting order.
+    fn flat<M: Module>(m: &M) -> Vec<f32> {
+        struct Collect(Vec<f32>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                self.0.extend(
+                    p.val()
+                        .into_data()
+                        .try_to_vec_as::<f32>()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        let mut c = Collect(Vec::new());
+        m.visit(&mut c);
+        c.0
+    }
+
+    #[test]
+    fn steps_follow_burns_adam() {
+        let device = Device::flex().autodiff();
+        let mut model = LinearConfig::new(6, 3).init(&device);
+        let mut burn = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut ours = Adam::new(flat(&model).len(), 1e-8);
+        let mut params = flat(&model);
+        let x = Tensor::<2>::from_data(
+            TensorData::new((0..24).map(|i| (i as f32 * 0.3).sin()).collect(), [4, 6]),
+            &device,
+        );
+        for step in 0..5 {
+            let loss = model.forward(x.clone()).powf_scalar(2.0).mean();
+            let mut grads = loss.backward();
+            let grads = GradientsParams::from_module(&mut grads, &model);
+            // The same gradients in the same order, from Burn's own container.
+            struct Grads<'a>(&'a GradientsParams, Vec<f32>);
+            impl ModuleVisitor for Grads<'_> {
+                fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+                    let g = self.0.get::<D>(p.id).map(|t| t.into_data());
+                    self.1.extend(
+                        g.and_then(|d| d.try_to_vec_as::<f32>().ok())
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            let mut g = Grads(&grads, Vec::new());
+            model.visit(&mut g);
+            let lr = 0.01 * 0.95f64.powi(step);
+            ours.step(&mut params, &g.1, lr);
+            model = burn.step(lr, model, grads);
+            let want = flat(&model);
+            let worst = want
+                .iter()
+                .zip(&params)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-6, "step {step}: {worst}");
+        }
+    }
 
     #[test]
     fn first_step_moves_each_parameter_by_about_the_learning_rate_against_its_gradient() {

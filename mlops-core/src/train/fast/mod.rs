@@ -12,10 +12,12 @@
 mod adam;
 mod net;
 mod ops;
+mod store;
 
 use std::time::Instant;
 
 pub use net::{FastNet, StepOutcome, StepProfile};
+pub use store::{ActivationPrecision, RowStore};
 
 use super::evaluate::{Evaluation, score};
 use super::head::epoch_order;
@@ -31,8 +33,8 @@ const EVAL_BATCH: usize = 64;
 pub trait Rows: Sync {
     /// Number of rows.
     fn count(&self) -> usize;
-    /// Row `i`.
-    fn row(&self, i: usize) -> &[f32];
+    /// Copies row `i` into `out` (which has the row's length).
+    fn read_row(&self, i: usize, out: &mut [f32]) -> Result<()>;
 }
 
 /// Equal-length rows stored one after the other.
@@ -49,26 +51,31 @@ impl Rows for Contiguous<'_> {
         self.values.len().checked_div(self.row_len).unwrap_or(0)
     }
 
-    fn row(&self, i: usize) -> &[f32] {
-        &self.values[i * self.row_len..(i + 1) * self.row_len]
+    fn read_row(&self, i: usize, out: &mut [f32]) -> Result<()> {
+        let row = self
+            .values
+            .get(i * self.row_len..(i + 1) * self.row_len)
+            .ok_or_else(|| Error::invalid("rows", format!("no row {i}")))?;
+        if row.len() != out.len() {
+            return Err(Error::invalid(
+                "rows",
+                format!(
+                    "row {i} has {} values, the network takes {}",
+                    row.len(),
+                    out.len()
+                ),
+            ));
+        }
+        out.copy_from_slice(row);
+        Ok(())
     }
 }
 
 /// The rows at `indices` copied into one batch, checked against the network's row length.
 fn gather(rows: &dyn Rows, indices: &[usize], row_len: usize) -> Result<Vec<f32>> {
-    let mut batch = Vec::with_capacity(indices.len() * row_len);
-    for &i in indices {
-        let row = rows.row(i);
-        if row.len() != row_len {
-            return Err(Error::invalid(
-                "rows",
-                format!(
-                    "row {i} has {} values, the network takes {row_len}",
-                    row.len()
-                ),
-            ));
-        }
-        batch.extend_from_slice(row);
+    let mut batch = vec![0f32; indices.len() * row_len];
+    for (&i, out) in indices.iter().zip(batch.chunks_exact_mut(row_len.max(1))) {
+        rows.read_row(i, out)?;
     }
     Ok(batch)
 }
