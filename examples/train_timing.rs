@@ -209,7 +209,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .copied()
             .collect();
         let labels: Vec<u32> = first_batch.iter().map(|&i| targets[i]).collect();
-        let (grads, outcome) = first.gradients(&x, labels.len(), &labels);
+        let (grads, outcome) = first.gradients(&x, labels.len(), &labels)?;
         let mut norms = Vec::new();
         let mut at = 0;
         for &len in first.tensor_lengths() {

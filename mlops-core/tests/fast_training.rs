@@ -213,7 +213,7 @@ fn tail_gradients_match_burns_autodiff_on_real_photos() {
         let shape = activation_shape(256, 256, TAIL_UNITS - units);
         let (tail, burn_loss, burn_grads) = burn_tail_gradients(&net, &head, units, &cut, &targets);
         let mut fast = FastNet::of(&net, &head, units, false, shape).unwrap();
-        let (grads, outcome) = fast.gradients(&cut, 10, &targets);
+        let (grads, outcome) = fast.gradients(&cut, 10, &targets).unwrap();
         let our_loss = outcome.loss_sum / 10.0;
         assert!(
             (our_loss - f64::from(burn_loss)).abs() < 1e-4 * f64::from(burn_loss).max(1.0),
@@ -286,7 +286,7 @@ fn full_fine_tuning_gradients_match_burns_autodiff_including_the_stem() {
     let (model_net, model_head, burn_loss, net_grads, head_grads) =
         burn_full_gradients(&net, &head, &flat, &targets);
     let mut fast = FastNet::of(&net, &head, TAIL_UNITS, true, [3, 256, 256]).unwrap();
-    let (grads, outcome) = fast.gradients(&flat, 6, &targets);
+    let (grads, outcome) = fast.gradients(&flat, 6, &targets).unwrap();
     assert!(((outcome.loss_sum / 6.0) - f64::from(burn_loss)).abs() < 1e-4);
     let ours = gradient_modules(&fast, &grads, &net, &head);
     let (n1, w1) = compare(&model_net, &net_grads, &ours);
@@ -363,6 +363,17 @@ fn fast_inference_matches_burns_and_is_refused_for_bad_shapes() {
     };
     let err = fast.logits_of(&short).unwrap_err().to_string();
     assert!(err.contains("1000 values"), "{err}");
+    let mut trainable = fast.clone();
+    let err = trainable
+        .gradients(&flat[..10], 1, &[0])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`batch`"), "{err}");
+    let err = trainable
+        .gradients(&flat, 3, &[0, 1, 9])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("class id 9"), "{err}");
     assert!(FastNet::of(&net, &head, 0, false, [8, 8, 320]).is_err());
     assert!(FastNet::of(&net, &head, 4, true, [3, 256, 256]).is_err());
 }
@@ -556,8 +567,8 @@ fn compact_and_spilled_activations_train_like_f32_in_memory() {
         .collect();
     let shape = activation_shape(256, 256, TAIL_UNITS - 4);
     let mut fast = FastNet::of(&net, &head, 4, false, shape).unwrap();
-    let (exact, _) = fast.clone().gradients(&cut, 10, &targets);
-    let (approx, _) = fast.gradients(&rounded, 10, &targets);
+    let (exact, _) = fast.clone().gradients(&cut, 10, &targets).unwrap();
+    let (approx, _) = fast.gradients(&rounded, 10, &targets).unwrap();
     let mut worst = 0f64;
     let mut at = 0;
     for &len in fast.tensor_lengths() {

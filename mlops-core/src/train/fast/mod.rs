@@ -167,7 +167,7 @@ pub fn train_fast(
             let x = gather(rows, batch, net.input_len())?;
             let labels: Vec<u32> = batch.iter().map(|&i| targets[i]).collect();
             let copy = t.elapsed().as_secs_f64();
-            let (grads, outcome) = net.gradients(&x, batch.len(), &labels);
+            let (grads, outcome) = net.gradients(&x, batch.len(), &labels)?;
             drop(x);
             let t = Instant::now();
             optimizer.step(net.params_mut(), &grads, lr);

@@ -737,15 +737,7 @@ impl FastNet {
         let (mut current, mut size, stem) = match &mut self.stem {
             Some(stem) => {
                 let t = Instant::now();
-                let [_, height, width] = self.input;
                 let (cols, [oh, ow]) = im2col(x, images, self.input, stem.kernel, stem.stride);
-                debug_assert_eq!(
-                    [oh, ow],
-                    [
-                        crate::infer::depthwise::same_padding(height, stem.kernel, stem.stride).0,
-                        crate::infer::depthwise::same_padding(width, stem.kernel, stem.stride).0,
-                    ]
-                );
                 let conv = stem.conv.forward(params, &cols);
                 let (h, norm) = stem.norm.forward(params, &conv, true, None, train);
                 lap(&mut profile.stem, t, ());
@@ -808,13 +800,13 @@ impl FastNet {
     }
 
     /// Class logits `[images, classes]` of `images` input rows (inference: running
-    /// statistics).
-    pub fn logits(&self, x: &[f32], images: usize) -> Vec<f32> {
+    /// statistics); `x` holds `images` rows of [`Self::input_len`] values.
+    pub(super) fn logits(&self, x: &[f32], images: usize) -> Vec<f32> {
         self.inference(x, images).logits
     }
 
     /// Pooled features `[images, features]` of `images` input rows (inference).
-    pub fn features(&self, x: &[f32], images: usize) -> Vec<f32> {
+    pub(super) fn features(&self, x: &[f32], images: usize) -> Vec<f32> {
         self.inference(x, images).pooled
     }
 
@@ -824,16 +816,37 @@ impl FastNet {
         net.forward(x, images, false)
     }
 
-    /// One training step's forward and backward pass over `images` rows `x` with `targets`:
-    /// the gradients of every parameter (flat, in the order of [`Self::params_mut`]), the
-    /// batch's loss and correct predictions. BatchNorm uses (and updates the running
-    /// statistics with) the batch's statistics.
+    /// One training step's forward and backward pass over `images` rows `x` (each of
+    /// [`Self::input_len`] values) with `targets`: the gradients of every parameter (flat, in
+    /// the order of [`Self::params`]), the batch's loss and correct predictions. BatchNorm uses
+    /// (and updates the running statistics with) the batch's statistics. Rows and targets that
+    /// do not fit the network are refused by name.
     pub fn gradients(
         &mut self,
         x: &[f32],
         images: usize,
         targets: &[u32],
-    ) -> (Vec<f32>, StepOutcome) {
+    ) -> Result<(Vec<f32>, StepOutcome)> {
+        if images == 0 || x.len() != images * self.input_len() || targets.len() != images {
+            return Err(Error::invalid(
+                "batch",
+                format!(
+                    "{} values and {} targets for {images} rows of {} values",
+                    x.len(),
+                    targets.len(),
+                    self.input_len()
+                ),
+            ));
+        }
+        if let Some(t) = targets.iter().find(|&&t| t as usize >= self.head.classes) {
+            return Err(Error::invalid(
+                "target",
+                format!(
+                    "class id {t} but the head has {} classes",
+                    self.head.classes
+                ),
+            ));
+        }
         let pass = self.forward(x, images, true);
         let mut grads = vec![0f32; self.params.len()];
         let params = &self.params;
@@ -926,7 +939,7 @@ impl FastNet {
                 .backward(params, &mut grads, &g, &tape.cols, false);
             lap(&mut profile.stem, t, ());
         }
-        (grads, outcome)
+        Ok((grads, outcome))
     }
 
     /// Adds `seconds` of optimizer and batch-copy time to the profile.
