@@ -73,6 +73,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "imageio",
             "blocking",
             "control",
+            "linalg",
         ],
     ),
     (
