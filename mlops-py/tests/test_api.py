@@ -149,7 +149,8 @@ def test_partial_fine_tuning_from_python_trains_the_tail_and_predicts_what_it_me
 
 def test_partial_fine_tuning_with_f32_activations_spilled_to_disk(demo, tmp_path):
     """The activations at the cut kept as f32 and spilled to a temporary file (a 1-byte
-    memory budget) train like the in-memory f16 default: same accuracy within a point."""
+    memory budget) train like the in-memory f16 default: the same test accuracy, give or take
+    one image (f16 rounding may flip a borderline prediction)."""
     train = mlops.Manifest(mlops.Manifest.read(demo / "monday_train.jsonl").samples[::8])
     test = mlops.Manifest(mlops.Manifest.read(demo / "monday_test.jsonl").samples[::10])
     common = dict(weights=Path(__file__).resolve().parents[2] / ".cache/wheels", epochs=2,
@@ -158,7 +159,7 @@ def test_partial_fine_tuning_with_f32_activations_spilled_to_disk(demo, tmp_path
     spilled = mlops.train(demo / "monday", train, test, CLASSES, activation_precision="f32",
                           activation_memory=1, feature_cache=tmp_path / "cache", **common)
     assert len(spilled.history) == 2
-    assert abs(default.test["accuracy"] - spilled.test["accuracy"]) <= 0.01
+    assert abs(default.test["accuracy"] - spilled.test["accuracy"]) <= 1 / len(test.samples) + 1e-9
 
 
 def test_packages_in_s3(small_model):
