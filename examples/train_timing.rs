@@ -78,19 +78,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Forward multiply-adds per image of the trained part at `depth` units (17 with the stem),
 /// for an input of `size` px.
 fn forward_macs(depth: usize, stem: bool, size: usize) -> f64 {
-    let stages: [(usize, usize, usize, usize, usize, usize); 7] = [
-        (1, 3, 1, 32, 16, 1),
-        (6, 3, 2, 16, 24, 2),
-        (6, 5, 2, 24, 40, 2),
-        (6, 3, 2, 40, 80, 3),
-        (6, 5, 1, 80, 112, 3),
-        (6, 5, 2, 112, 192, 4),
-        (6, 3, 1, 192, 320, 1),
-    ];
     let mut per_block = Vec::new();
     let mut side = size.div_ceil(2);
     let stem_macs = (side * side * 27 * 32) as f64;
-    for (e, k, s, c_in, c_out, n) in stages {
+    for (e, k, s, c_in, c_out, n) in mlops_core::model::STAGES {
         for i in 0..n {
             let (stride, cin) = if i == 0 { (s, c_in) } else { (1, c_out) };
             let hidden = cin * e;

@@ -139,8 +139,9 @@ fn timed<const D: usize>(slot: &mut f64, op: impl FnOnce() -> Tensor<D>) -> Tens
     out
 }
 
-/// (expansion, kernel, stride of the first block, input width, output width, blocks).
-const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
+/// EfficientNet-Lite0's stages: (expansion, kernel, stride of the first block, input width,
+/// output width, blocks).
+pub const STAGES: [(usize, usize, usize, usize, usize, usize); 7] = [
     (1, 3, 1, 32, 16, 1),
     (6, 3, 2, 16, 24, 2),
     (6, 5, 2, 24, 40, 2),

@@ -8,4 +8,6 @@ pub mod weights;
 
 pub use classifier::{Backbone, BackboneKind, Classifier, seeded_linear};
 pub use cnn::SmallCnn;
-pub use efficientnet::{BLOCKS, EfficientNetLite0, MbConv, OpTimes, TAIL_UNITS, activation_shape};
+pub use efficientnet::{
+    BLOCKS, EfficientNetLite0, MbConv, OpTimes, STAGES, TAIL_UNITS, activation_shape,
+};

@@ -490,8 +490,8 @@ pub(super) fn pool(x: &[f32], images: usize, channels: usize) -> Vec<f32> {
 const ROW_BLOCK: usize = 4096;
 
 /// `a * b` into the row-major `out`: a tall `a` with at most 256 columns in `b` in blocks of
-/// [`ROW_BLOCK`] rows, one task each (10-15% faster than gemm's own threads on the early
-/// layers' shapes, `product_speed`); anything else with gemm's threads (faster there).
+/// [`ROW_BLOCK`] rows, one task each (-5% to +34% against gemm's own threads on the early
+/// layers' shapes, `product_speed`); anything else with gemm's threads (no slower there).
 fn product(out: &mut [f32], a: View<'_>, b: View<'_>) {
     let n = b.cols;
     if a.rows < 2 * ROW_BLOCK || n == 0 || n > 256 {
@@ -659,8 +659,9 @@ mod timing {
     use super::*;
 
     #[test]
-    #[ignore = "timing: cargo test --release -p mlops-core --lib product_speed -- --ignored"]
+    #[ignore = "timing: cargo test --release -p mlops-core --lib product_speed -- --ignored; table in target/timing/product_speed.txt"]
     fn product_speed() {
+        let mut report = String::new();
         for (rows, k, n) in [
             (1 << 20, 32, 16),
             (1 << 18, 24, 144),
@@ -691,11 +692,12 @@ mod timing {
                 out
             });
             let gflop = (rows * k * n) as f64 / 1e9;
-            eprintln!(
-                "{rows} x {k} -> {n}: row blocks {:.1} GFMA/s, gemm's threads {:.1} GFMA/s",
+            report.push_str(&format!(
+                "{rows} x {k} -> {n}: row blocks {:.1} GFMA/s, gemm's threads {:.1} GFMA/s\n",
                 gflop / blocks,
                 gflop / whole
-            );
+            ));
         }
+        crate::infer::write_timing_report("product_speed", &report);
     }
 }
